@@ -1,0 +1,45 @@
+# make demo: set up and run the live biofeedback job on the built-in simulator.
+# make test: set up and run the whole test suite (what CI runs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Debian packages the project needs at run or test time (Qt offscreen runtime, C toolchain).
+DEBS := gcc make libc6-dev libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+
+.PHONY: demo test lint bench firmware debs clean
+
+demo: debs $(VENV)/.installed
+	$(BIN)/biofeed demo
+
+test: debs $(VENV)/.installed
+	$(BIN)/ruff check biofeed tests bench firmware_protocol
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check biofeed tests bench firmware_protocol
+	$(BIN)/ruff format --check biofeed tests bench firmware_protocol
+	$(BIN)/mypy
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m bench
+
+firmware: debs
+	$(MAKE) -C firmware_protocol test
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+# Installs only what is missing, so a machine that has everything never touches apt.
+debs:
+	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:" $$missing; \
+		if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+clean:
+	rm -rf $(VENV) build firmware_protocol/build .pytest_cache .hypothesis

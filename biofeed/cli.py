@@ -1,0 +1,209 @@
+"""The ``biofeed`` command: argument parsing and wiring only.
+
+Every :class:`~biofeed.errors.BiofeedError` and bad argument becomes one line on stderr and a
+non-zero exit code; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from biofeed.errors import BiofeedError
+
+if TYPE_CHECKING:
+    from biofeed.sources.base import Source
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+
+_SCENARIO_HELP = "rest, pandiculation, pandiculation-poor, flexion-relaxation or mixed"
+_STATUS_INTERVAL_S = 0.5
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="biofeed", description="Wearable sEMG/IMU biofeedback of the lower back.")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sim = sub.add_parser("sim", help="run the built-in simulated sensor board")
+    sim.add_argument("--scenario", default="pandiculation", help=_SCENARIO_HELP)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--duration", type=_positive, default=None, metavar="S", help="device seconds")
+    sim.add_argument("--clock-ppm", type=float, default=0.0, metavar="P", help="device crystal error in ppm")
+    out = sim.add_mutually_exclusive_group(required=True)
+    out.add_argument("--pty", action="store_true", help="stream in real time through a new pseudo-terminal")
+    out.add_argument("--stdout", action="store_true", help="write raw frames to stdout")
+    out.add_argument("--out", type=Path, metavar="DIR", help="write a recording folder")
+    sim.add_argument("--realtime", action="store_true", help="with --stdout: pace output to the device clock")
+    sim.add_argument("--truth", type=Path, metavar="FILE", help="write the ground truth as JSON")
+    sim.set_defaults(handler=_sim)
+
+    scan = sub.add_parser("scan", help="list serial ports")
+    scan.set_defaults(handler=_scan)
+
+    rec = sub.add_parser("record", help="record a device to a folder (headless, with a status line)")
+    rec.add_argument("--device", required=True, metavar="URL", help="serial://PATH, sim://SCENARIO, replay://DIR")
+    rec.add_argument("--out", required=True, type=Path, metavar="DIR")
+    rec.add_argument("--duration", type=_positive, default=None, metavar="S", help="device seconds")
+    rec.add_argument("--client", default=None, metavar="NAME", help="client pseudonym stored with the recording")
+    rec.set_defaults(handler=_record)
+
+    info = sub.add_parser("info", help="summarise a recording")
+    info.add_argument("path", type=Path)
+    info.add_argument("--json", action="store_true", help="one JSON object (docs/info-json.md)")
+    info.set_defaults(handler=_info)
+
+    demo = sub.add_parser("demo", help="the simulator through a pseudo-terminal into a recording")
+    demo.add_argument("--scenario", default="pandiculation", help=_SCENARIO_HELP)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--duration", type=_positive, default=60.0, metavar="S", help="device seconds (default 60)")
+    demo.add_argument("--out", type=Path, default=None, metavar="DIR", help="default: a new folder in BIOFEED_HOME")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="biofeed: %(message)s")
+    try:
+        code: int = args.handler(args)
+        return code
+    except KeyboardInterrupt:
+        print("biofeed: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (BiofeedError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"biofeed: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, ValueError) else EXIT_ERROR
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"biofeed: internal error: {type(exc).__name__}: {exc} (run with --debug for details)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from biofeed.sim.device import SimulatedDevice
+    from biofeed.sim.outputs import open_pty, stream_to_fd, write_recording, write_truth
+
+    device = SimulatedDevice(args.scenario, seed=args.seed, duration_s=args.duration, clock_ppm=args.clock_ppm)
+    if args.truth is not None:
+        write_truth(device, args.truth)
+    if args.out is not None:
+        path = write_recording(device, args.out)
+        print(f"recording: {path}")
+    elif args.stdout:
+        stream_to_fd(device, sys.stdout.fileno(), realtime=args.realtime)
+    else:
+        master_fd, slave_path = open_pty()
+        print(f"pty: {slave_path}", flush=True)
+        try:
+            stream_to_fd(device, master_fd, realtime=True)
+        finally:
+            os.close(master_fd)
+    return EXIT_OK
+
+
+def _scan(args: argparse.Namespace) -> int:
+    from serial.tools import list_ports
+
+    ports = sorted(list_ports.comports(), key=lambda p: p.device)
+    if not ports:
+        print("no serial ports found")
+    for port in ports:
+        print(f"serial://{port.device}\t{port.description}\t{port.hwid}")
+    return EXIT_OK
+
+
+def _record(args: argparse.Namespace) -> int:
+    from biofeed.sources import open_source
+
+    source = open_source(args.device)
+    return _acquire(source, args.device, args.out, args.duration, args.client)
+
+
+def _acquire(source: Source, url: str, out: Path, duration_s: float | None, client: str | None) -> int:
+    from biofeed.record.writer import RecordingWriter
+    from biofeed.runner import Acquisition
+    from biofeed.status_line import format_summary, write_status
+
+    interactive = sys.stderr.isatty()
+    with RecordingWriter(out, source_url=url, client=client) as recorder:
+        acquisition = Acquisition(source, recorder=recorder, duration_s=duration_s)
+        acquisition.start()
+        try:
+            while not acquisition.join(_STATUS_INTERVAL_S):
+                if interactive:
+                    write_status(acquisition.snapshot(), sys.stderr)
+        except KeyboardInterrupt:
+            acquisition.stop()
+        result = acquisition.wait()
+        if interactive:
+            sys.stderr.write("\n")
+        recorder.close(summary={"error": str(result.error) if result.error else None})
+    print(f"recording: {out}")
+    print(format_summary(result.stats))
+    if result.error is not None:
+        print(f"biofeed: error: {result.error} (everything received before it is in {out})", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _info(args: argparse.Namespace) -> int:
+    from biofeed.record.summary import summarize_recording
+
+    summary = summarize_recording(args.path)
+    print(json.dumps(summary.to_json(), indent=2) if args.json else summary.to_text())
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from biofeed.home import new_recording_path
+    from biofeed.sim.device import SimulatedDevice
+    from biofeed.sim.outputs import open_pty, stream_to_fd
+    from biofeed.sources.serial import SerialSource
+
+    device = SimulatedDevice(args.scenario, seed=args.seed, duration_s=args.duration + 5.0)
+    master_fd, slave_path = open_pty()
+    stop = threading.Event()
+    feeder = threading.Thread(
+        target=stream_to_fd, args=(device, master_fd), kwargs={"realtime": True, "wait": stop.wait}, daemon=True
+    )
+    out = args.out or new_recording_path("demo")
+    print(f"demo: simulated '{args.scenario}' board on {slave_path}, recording {args.duration:g} s to {out}")
+    print("demo: the live window arrives with the live-view issue; this shows the terminal status (Ctrl-C ends)")
+    source = SerialSource(slave_path)
+    feeder.start()
+    try:
+        return _acquire(source, f"serial://{slave_path}", out, args.duration, None)
+    finally:
+        stop.set()
+        feeder.join(timeout=2.0)
+        os.close(master_fd)

@@ -1,0 +1,48 @@
+"""Sources: the only code that touches hardware. :func:`open_source` picks one by URL scheme.
+
+Hardware libraries (pyserial, bleak, ...) are imported only when their scheme is used.
+"""
+
+from __future__ import annotations
+
+from biofeed.sources.base import Source, SourceUrl, TimedChunk
+
+__all__ = ["SCHEMES", "Source", "SourceUrl", "TimedChunk", "open_source"]
+
+SCHEMES: tuple[str, ...] = ("serial", "sim", "replay")
+"""URL schemes :func:`open_source` knows."""
+
+
+def open_source(url: str) -> Source:
+    """Open the source a URL names.
+
+    Parameters
+    ----------
+    url : str
+        ``serial://PATH?baud=N``, ``sim://SCENARIO?seed=N&speed=X`` or ``replay://DIR?speed=X``.
+
+    Raises
+    ------
+    ValueError
+        A malformed URL, an unknown scheme or parameter.
+    DeviceNotFoundError
+        Nothing at the address.
+    RecordingError
+        ``replay://`` of a folder that is not a recording.
+    """
+    parsed = SourceUrl.parse(url)
+    if parsed.scheme == "serial":
+        from biofeed.sources.serial import SerialSource
+
+        return SerialSource.from_url(parsed)
+    if parsed.scheme == "sim":
+        from biofeed.sources.sim import SimSource
+
+        return SimSource.from_url(parsed)
+    if parsed.scheme == "replay":
+        from biofeed.sources.replay import ReplaySource
+
+        return ReplaySource.from_url(parsed)
+    raise ValueError(
+        f"unknown source scheme {parsed.scheme + '://'!r}; use one of {', '.join(s + '://' for s in SCHEMES)}"
+    )
