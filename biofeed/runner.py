@@ -165,7 +165,9 @@ class Acquisition:
         except BiofeedError as exc:
             error = exc
             if self.recorder is not None:
-                self.recorder.append_event({"type": "acquisition_error", "error": type(exc).__name__, "reason": str(exc)})
+                self.recorder.append_event(
+                    {"type": "acquisition_error", "error": type(exc).__name__, "reason": str(exc)}
+                )
         finally:
             self.source.close()
             for sink in self._sinks:

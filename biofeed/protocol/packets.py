@@ -181,7 +181,8 @@ def encode_packet(packet: Packet) -> bytes:
 
 def encode_frame(packet: Packet) -> bytes:
     """Encode a packet as a frame on the wire: COBS-encoded bytes and one 0x00 delimiter."""
-    return cobs.encode(encode_packet(packet)) + b"\x00"
+    encoded: bytes = cobs.encode(encode_packet(packet))
+    return encoded + b"\x00"
 
 
 def decode_packet(raw: bytes) -> Packet:
@@ -397,7 +398,9 @@ class InfoPayload:
             if fmt_code not in SampleFormat._value2member_map_:
                 raise CorruptPacketError("payload", f"unknown sample format {fmt_code}")
             if stream_id == 0 or rate_mhz == 0 or not 1 <= n_channels <= 16:
-                raise CorruptPacketError("payload", f"bad stream {stream_id}: rate {rate_mhz} mHz, {n_channels} channels")
+                raise CorruptPacketError(
+                    "payload", f"bad stream {stream_id}: rate {rate_mhz} mHz, {n_channels} channels"
+                )
             channels = []
             for _ in range(n_channels):
                 kind_code = r.u8()
@@ -525,4 +528,3 @@ def decode_samples(payload: bytes, sample_format: SampleFormat, n_channels: int)
         flat = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
         flat = (flat ^ 0x800000) - 0x800000  # sign-extend 24 -> 32 bits
     return flat.reshape(-1, n_channels).T
-

@@ -6,6 +6,7 @@ through a pseudo-terminal: closing its master is what an unplugged board looks l
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import threading
 import time
@@ -82,10 +83,8 @@ class SerialSource:
         # A board that was already streaming before we opened the port would otherwise make us wait
         # up to a second for its periodic INFO.
         request = Packet(PacketType.CONTROL, 0, 0, 0, ControlPayload(ControlCommand.REQUEST_INFO).to_payload())
-        try:
+        with contextlib.suppress(serial.SerialException, OSError):  # a read-only link still streams
             self._port.write(b"\x00" + encode_frame(request))
-        except (serial.SerialException, OSError):
-            pass  # a read-only link still streams; the periodic INFO will come
 
     def chunks(self) -> Iterator[TimedChunk]:
         """Yield chunks until :meth:`close`.

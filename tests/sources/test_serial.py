@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import tty
@@ -23,10 +24,8 @@ def pty_pair():
     path = os.ttyname(slave)
     yield master, path
     for fd in (master, slave):
-        try:
+        with contextlib.suppress(OSError):  # a test may have closed the master already
             os.close(fd)
-        except OSError:
-            pass
 
 
 def _read_exactly(fd: int, n: int) -> bytes:
