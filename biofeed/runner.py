@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from biofeed.blocks import Block, DeviceInfo, DeviceStatus, Marker
-from biofeed.errors import BiofeedError, ProtocolVersionError
-from biofeed.protocol.decoder import Decoder, DecoderStats, FrameSplitter
+from biofeed.errors import BiofeedError, ProtocolVersionError, RecordingError
+from biofeed.protocol.decoder import Decoder, DecoderStats
 from biofeed.protocol.packets import PROTOCOL_VERSION
 from biofeed.record.writer import RecordingWriter
 from biofeed.sources.base import Source
@@ -94,7 +94,6 @@ class Acquisition:
         self.recorder = recorder
         self.duration_s = duration_s
         self._sinks = list(sinks)
-        self._splitter = FrameSplitter()
         self._decoder = Decoder()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -159,15 +158,15 @@ class Acquisition:
         error: BiofeedError | None = None
         try:
             for chunk in self.source.chunks():
-                self._take(chunk.data, chunk.received_at)
+                if chunk.data:
+                    self._take(chunk.data, chunk.received_at)
+                elif self.recorder is not None:
+                    self.recorder.sync_if_due()  # an idle source still gets its last frames to disk
                 if self._stop.is_set() or self._reached_duration():
                     break
         except BiofeedError as exc:
             error = exc
-            if self.recorder is not None:
-                self.recorder.append_event(
-                    {"type": "acquisition_error", "error": type(exc).__name__, "reason": str(exc)}
-                )
+            self._note_error(exc)
         finally:
             self.source.close()
             for sink in self._sinks:
@@ -175,9 +174,17 @@ class Acquisition:
         self._result = AcquisitionResult(self._decoder.stats, self._decoder.device_info, error, self._detached)
         return self._result
 
+    def _note_error(self, exc: BiofeedError) -> None:
+        if self.recorder is None or isinstance(exc, RecordingError):
+            return  # a recording that failed to write cannot take the note either
+        try:
+            self.recorder.append_event({"type": "acquisition_error", "error": type(exc).__name__, "reason": str(exc)})
+        except RecordingError:
+            log.warning("could not note %s in the recording", type(exc).__name__)
+
     def _take(self, data: bytes, received_at: float) -> None:
         with self._lock:
-            frames = self._splitter.feed(data)
+            frames = self._decoder.split(data)
             items: list[Item] = []
             for frame in frames:
                 if self.recorder is not None:

@@ -3,6 +3,7 @@
 No serial, bleak or socket imports: bytes in, packets and blocks out.
 """
 
+from biofeed.protocol.decoder import Decoder, DecoderStats, FrameSplitter, Item, StreamStats
 from biofeed.protocol.packets import (
     CORRUPT_REASONS,
     PROTOCOL_VERSION,
@@ -30,13 +31,18 @@ __all__ = [
     "ChannelFormat",
     "ControlCommand",
     "ControlPayload",
+    "Decoder",
+    "DecoderStats",
+    "FrameSplitter",
     "InfoPayload",
+    "Item",
     "MarkerPayload",
     "Packet",
     "PacketType",
     "SampleFormat",
     "StatusPayload",
     "StreamFormat",
+    "StreamStats",
     "decode_frame",
     "decode_packet",
     "decode_samples",

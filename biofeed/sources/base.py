@@ -38,7 +38,9 @@ class Source(Protocol):
     """Something that yields chunks of wire bytes.
 
     ``chunks()`` ends when ``close()`` is called or the source is exhausted (a replay, a
-    finite simulation); the device going away raises :class:`biofeed.errors.SourceLost`.
+    finite simulation); the device going away raises :class:`biofeed.errors.SourceLost`. A source
+    that waits on a device yields an empty chunk at least every 100 ms while no bytes arrive, so
+    the acquisition loop keeps time while the device is quiet (fsync, duration, stall detection).
     """
 
     url: str
@@ -105,6 +107,25 @@ class SourceUrl:
             raise ValueError(f"parameter {key}={self.params[key]!r} is not a number") from None
         if value < minimum:
             raise ValueError(f"parameter {key}={value:g} must be at least {minimum:g}")
+        return value
+
+    def whole_number(self, key: str, default: int, *, minimum: int = 0) -> int:
+        """A whole-number parameter (exact, however large), ``default`` when absent.
+
+        Raises
+        ------
+        ValueError
+            When the value is not a whole number or is below ``minimum``.
+        """
+        if key not in self.params:
+            return default
+        text = self.params[key].strip()
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"parameter {key}={text!r} must be a whole number") from None
+        if value < minimum:
+            raise ValueError(f"parameter {key}={value} must be at least {minimum}")
         return value
 
     def check_keys(self, allowed: set[str]) -> None:

@@ -74,10 +74,7 @@ class SerialSource:
         url.check_keys({"baud"})
         if not url.target:
             raise ValueError("serial:// needs a port, e.g. serial:///dev/ttyUSB0 or serial://COM3")
-        baud = url.number("baud", DEFAULT_BAUD, minimum=1)
-        if baud != int(baud):
-            raise ValueError(f"baud must be a whole number, got {baud:g}")
-        return cls(url.target, int(baud))
+        return cls(url.target, url.whole_number("baud", DEFAULT_BAUD, minimum=1))
 
     def _request_info(self) -> None:
         # A board that was already streaming before we opened the port would otherwise make us wait
@@ -102,8 +99,7 @@ class SerialSource:
                     if self._closed.is_set():
                         return
                     raise SourceLost(f"{self.url}: device went away ({_reason_for(exc)})") from exc
-                if data:
-                    yield TimedChunk(bytes(data), time.time())
+                yield TimedChunk(bytes(data), time.time())  # empty after a quiet read timeout
         finally:
             self._port.close()
 

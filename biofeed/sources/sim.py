@@ -90,9 +90,6 @@ class SimSource:
             allowed ones.
         """
         url.check_keys(set(SIM_PARAMETERS))
-        seed_text = url.params.get("seed", "0")
-        if not seed_text.isdigit():
-            raise ValueError(f"parameter seed={seed_text!r} must be a non-negative whole number")
         duration_s = url.number("duration", math.nan)
         if "duration" in url.params and not duration_s > 0:
             raise ValueError(f"parameter duration={duration_s:g} must be a positive number of seconds")
@@ -101,7 +98,7 @@ class SimSource:
             raise ValueError(f"parameter mains={mains_hz:g} must be 50 or 60 (Hz)")
         device = SimulatedDevice(
             url.target,
-            seed=int(seed_text),
+            seed=url.whole_number("seed", 0),
             duration_s=None if math.isnan(duration_s) else duration_s,
             clock_ppm=url.number("clock_ppm", 0.0),
             noise_floor_uv=url.number("noise", 1.5, minimum=0.0),

@@ -1,0 +1,290 @@
+"""Reading a recording folder, whatever a crash or a failing disk left in it.
+
+``frames()`` yields every record whose CRC checks. A damaged record in the middle (bit rot) is
+skipped by scanning forward to the next record that checks (``skipped_bytes``); damage that runs to
+the end of the file is a torn tail, the normal result of a crash (``torn_tail_bytes``). A length
+field never makes the reader allocate more than one 64 KiB record. ``events()`` yields every line that
+is a JSON object and skips the rest (``skipped_event_lines``).
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from biofeed.blocks import DeviceInfo
+from biofeed.errors import RecordingError
+from biofeed.record.frames_file import (
+    FILE_HEADER_SIZE,
+    FRAMES_FILE,
+    FRAMES_FORMAT_VERSION,
+    MAX_FRAME_BYTES,
+    RECORD_CRC,
+    RECORD_HEADER,
+    RECORD_OVERHEAD,
+    file_header,
+    file_version,
+)
+from biofeed.record.meta import META_FILE, check_meta, device_info_from_json
+from biofeed.record.writer import EVENTS_FILE
+
+__all__ = ["FrameRecord", "Recording", "open_recording"]
+
+_READ_BYTES = 1 << 20
+_SCAN_BYTES = 1 << 20
+_MAX_META_BYTES = 16 << 20
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One frame as it was received.
+
+    Attributes
+    ----------
+    received_at : float
+        Host time (``time.time()``) at which its bytes arrived.
+    frame : bytes
+        The COBS bytes of the frame without the 0x00 delimiter, valid or not.
+    """
+
+    received_at: float
+    frame: bytes
+
+
+class _ReadWindow:
+    """Bytes of a file from some offset on, read ahead in large blocks and dropped once passed."""
+
+    def __init__(self, file: BinaryIO, offset: int) -> None:
+        self._file = file
+        self._buffer = bytearray()
+        self._base = offset  # file offset of self._buffer[0]
+        self._eof = False
+
+    def peek(self, offset: int, n_bytes: int) -> bytes:
+        """Up to ``n_bytes`` from ``offset`` (fewer at the end of the file)."""
+        end = offset - self._base + n_bytes
+        while len(self._buffer) < end and not self._eof:
+            block = self._file.read(max(_READ_BYTES, end - len(self._buffer)))
+            self._eof = not block
+            self._buffer += block
+        return bytes(self._buffer[offset - self._base : end])
+
+    def n_bytes_from(self, offset: int) -> int:
+        """Bytes from ``offset`` to the end of the file (the rest is counted, not kept)."""
+        n_bytes = len(self._buffer) - (offset - self._base)
+        while not self._eof:
+            block = self._file.read(_READ_BYTES)
+            self._eof = not block
+            n_bytes += len(block)
+        return n_bytes
+
+    def release_before(self, offset: int) -> None:
+        """Forget bytes before ``offset`` (in large steps, so dropping them stays cheap)."""
+        if offset - self._base >= _READ_BYTES:
+            del self._buffer[: offset - self._base]
+            self._base = offset
+
+
+def _record_at(window: _ReadWindow, offset: int) -> tuple[FrameRecord, int] | None:
+    """Return the record at ``offset`` and the offset after it; None when no whole, checking record is there."""
+    head = window.peek(offset, RECORD_HEADER.size)
+    if len(head) < RECORD_HEADER.size:
+        return None
+    length, received_at = RECORD_HEADER.unpack(head)
+    if length > MAX_FRAME_BYTES:
+        return None
+    body_size = RECORD_HEADER.size + length
+    raw = window.peek(offset, body_size + RECORD_CRC.size)
+    if len(raw) < body_size + RECORD_CRC.size:
+        return None
+    (crc,) = RECORD_CRC.unpack_from(raw, body_size)
+    if zlib.crc32(memoryview(raw)[:body_size]) != crc:
+        return None
+    return FrameRecord(received_at, raw[RECORD_HEADER.size : body_size]), offset + body_size + RECORD_CRC.size
+
+
+def _next_record_offset(window: _ReadWindow, start: int) -> int | None:
+    """Offset of the first checking record at or after ``start``; None when there is none."""
+    offset = start
+    while True:
+        chunk = window.peek(offset, _SCAN_BYTES + RECORD_OVERHEAD - 1)
+        n_positions = len(chunk) - RECORD_OVERHEAD + 1
+        if n_positions <= 0:
+            return None
+        b = np.frombuffer(chunk, dtype=np.uint8)
+        # only positions whose u32 length is <= MAX_FRAME_BYTES (0x00010000) can start a record
+        b0, b1, b2, b3 = (b[k : k + n_positions] for k in range(4))
+        plausible = (b3 == 0) & ((b2 == 0) | ((b2 == 1) & (b1 == 0) & (b0 == 0)))
+        # 16 zero bytes never check (crc32 of 12 zero bytes is not 0): skips zero-filled tails fast
+        n_nonzero = np.concatenate(([0], np.cumsum(b != 0)))
+        plausible &= n_nonzero[RECORD_OVERHEAD : RECORD_OVERHEAD + n_positions] > n_nonzero[:n_positions]
+        for index in np.flatnonzero(plausible):
+            if _record_at(window, offset + int(index)) is not None:
+                return offset + int(index)
+        if len(chunk) < _SCAN_BYTES + RECORD_OVERHEAD - 1:
+            return None
+        offset += n_positions
+        window.release_before(offset)
+
+
+def _parse_event(line: bytes) -> dict[str, Any] | None:
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def _open_part(folder: Path, name: str) -> BinaryIO | None:
+    try:
+        return (folder / name).open("rb")
+    except FileNotFoundError:
+        # a crash between writing recording.json and creating the file: an empty recording
+        return None
+    except OSError as exc:
+        raise RecordingError(folder, f"cannot read {name}: {exc.strerror or exc}") from exc
+
+
+class Recording:
+    """An opened recording folder; made by :func:`open_recording`.
+
+    Attributes
+    ----------
+    path : Path
+        The folder.
+    meta : dict
+        The contents of ``recording.json``.
+    torn_tail_bytes : int
+        Bytes after the last whole record of ``frames.bin`` (a crash's torn tail); known once
+        :meth:`frames` has run to the end.
+    skipped_bytes : int
+        Bytes of damaged records skipped in the middle of ``frames.bin``; known likewise.
+    skipped_event_lines : int
+        Lines of ``events.jsonl`` that were not a JSON object (a torn last line, damage); known
+        once :meth:`events` has run to the end.
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any]) -> None:
+        self.path = path
+        self.meta = meta
+        self.torn_tail_bytes = 0
+        self.skipped_bytes = 0
+        self.skipped_event_lines = 0
+
+    @property
+    def device_info(self) -> DeviceInfo | None:
+        """The device INFO kept in ``recording.json``; None when no INFO had arrived."""
+        device = self.meta.get("device")
+        return None if device is None else device_info_from_json(self.path, device)
+
+    def frames(self) -> Iterator[FrameRecord]:
+        """Yield every intact frame record in order.
+
+        Yields
+        ------
+        FrameRecord
+            Received time and frame bytes.
+
+        Raises
+        ------
+        RecordingError
+            Only when ``frames.bin`` cannot be read at all (permissions, I/O error); damage never
+            raises.
+        """
+        self.torn_tail_bytes = 0
+        self.skipped_bytes = 0
+        file = _open_part(self.path, FRAMES_FILE)
+        if file is None:
+            return
+        with file:
+            header = file.read(FILE_HEADER_SIZE)
+            if len(header) < FILE_HEADER_SIZE:
+                self.torn_tail_bytes = len(header)
+                return
+            window = _ReadWindow(file, FILE_HEADER_SIZE)
+            offset = FILE_HEADER_SIZE
+            while True:
+                window.release_before(offset)
+                found = _record_at(window, offset)
+                if found is not None:
+                    record, offset = found
+                    yield record
+                    continue
+                next_offset = _next_record_offset(window, offset + 1)
+                if next_offset is None:
+                    self.torn_tail_bytes = window.n_bytes_from(offset)
+                    return
+                self.skipped_bytes += next_offset - offset
+                offset = next_offset
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Yield every event of ``events.jsonl`` in order, skipping lines that are not a JSON object.
+
+        Raises
+        ------
+        RecordingError
+            Only when the file cannot be read at all.
+        """
+        self.skipped_event_lines = 0
+        file = _open_part(self.path, EVENTS_FILE)
+        if file is None:
+            return
+        with file:
+            for line in file:
+                event = _parse_event(line)
+                if event is None:
+                    self.skipped_event_lines += line.strip() != b""
+                else:
+                    yield event
+
+
+def open_recording(path: Path | str) -> Recording:
+    """Open a recording folder for reading.
+
+    Parameters
+    ----------
+    path : Path or str
+        The folder holding ``recording.json``, ``frames.bin`` and ``events.jsonl``.
+
+    Raises
+    ------
+    RecordingError
+        When the path is not a folder, holds no ``recording.json``, or its files are not (or a
+        newer version of) this format.
+    """
+    folder = Path(path)
+    if not folder.exists():
+        raise RecordingError(folder, "no such recording folder")
+    if not folder.is_dir():
+        raise RecordingError(folder, "is a file, not a recording folder")
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise RecordingError(folder, f"not a biofeed recording (no {META_FILE})")
+    try:
+        if meta_path.stat().st_size > _MAX_META_BYTES:
+            raise RecordingError(folder, f"{META_FILE} is over {_MAX_META_BYTES // (1 << 20)} MiB: not ours")
+        meta = json.loads(meta_path.read_bytes())
+    except OSError as exc:
+        raise RecordingError(folder, f"cannot read {META_FILE}: {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError):
+        raise RecordingError(folder, f"{META_FILE} is damaged (not JSON)") from None
+    recording = Recording(folder, check_meta(folder, meta))
+    frames_file = _open_part(folder, FRAMES_FILE)
+    if frames_file is not None:
+        with frames_file:
+            header = frames_file.read(FILE_HEADER_SIZE)
+        version = file_version(header)
+        # a header cut short by a crash is an empty recording, anything else is not ours
+        if version is None and not (len(header) < FILE_HEADER_SIZE and file_header().startswith(header)):
+            raise RecordingError(folder, f"{FRAMES_FILE} is not a biofeed frames file")
+        if version is not None and version > FRAMES_FORMAT_VERSION:
+            raise RecordingError(
+                folder, f"{FRAMES_FILE} format {version} is newer than this biofeed reads ({FRAMES_FORMAT_VERSION})"
+            )
+    return recording
