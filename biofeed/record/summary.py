@@ -108,6 +108,8 @@ class RecordingSummary:
         Packets of a type this version does not know (from newer firmware).
     resets : int
         Device counter resets.
+    refused_major : int
+        Packets of another major protocol version (refused).
     torn_tail_bytes : int
         Bytes at the end of ``frames.bin`` after the last whole record (a crash's torn tail).
     skipped_bytes : int
@@ -131,6 +133,7 @@ class RecordingSummary:
     no_info: int
     unknown_type: int
     resets: int
+    refused_major: int
     torn_tail_bytes: int
     skipped_bytes: int
     markers: int
@@ -150,6 +153,7 @@ class RecordingSummary:
             "no_info": self.no_info,
             "unknown_type": self.unknown_type,
             "resets": self.resets,
+            "refused_major": self.refused_major,
             "torn_tail_bytes": self.torn_tail_bytes,
             "skipped_bytes": self.skipped_bytes,
             "markers": self.markers,
@@ -193,7 +197,8 @@ class RecordingSummary:
         lines.append(f"corrupt     {self.corrupt_frames} frames" + (f" ({reasons})" if reasons else ""))
         lines.append(
             f"link        {self.lost_packets} packets lost, {self.duplicates} duplicates, {self.resets} resets, "
-            f"{self.no_info} before INFO, {self.unknown_type} of unknown type"
+            f"{self.no_info} before INFO, {self.unknown_type} of unknown type, "
+            f"{self.refused_major} of another protocol major version"
         )
         lines.append(f"file        {self.torn_tail_bytes} bytes torn tail, {self.skipped_bytes} bytes skipped")
         lines.append(f"markers     {self.markers}")
@@ -236,6 +241,7 @@ def summarize_recording(path: Path | str) -> RecordingSummary:
         no_info=stats.no_info,
         unknown_type=stats.unknown_type,
         resets=stats.resets,
+        refused_major=stats.refused_major,
         torn_tail_bytes=recording.torn_tail_bytes,
         skipped_bytes=recording.skipped_bytes,
         markers=n_markers,

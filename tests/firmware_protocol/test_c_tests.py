@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,10 +10,6 @@ import pytest
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[2] / "firmware_protocol"
 SUMMARY = re.compile(r"^(\d+) passed, (\d+) failed$", re.MULTILINE)
-
-pytestmark = pytest.mark.skipif(
-    shutil.which("make") is None or shutil.which("cc") is None, reason="needs make and a C compiler (cc)"
-)
 
 
 @pytest.fixture(scope="module")

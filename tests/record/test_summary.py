@@ -25,6 +25,7 @@ _INFO_KEYS = {
     "no_info",
     "unknown_type",
     "resets",
+    "refused_major",
     "torn_tail_bytes",
     "skipped_bytes",
     "markers",
