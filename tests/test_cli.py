@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from biofeed.cli import main
+from biofeed.record.reader import open_recording
 from biofeed.sim.device import SimulatedDevice
 
 BIOFEED = [sys.executable, "-m", "biofeed"]
@@ -173,3 +174,39 @@ def _write_all(fd: int, data: bytes) -> None:
             view = view[os.write(fd, view[:4096]) :]
     except OSError:
         pass  # the reader stopped at its duration and the test closed the pty
+
+
+def test_unplugging_mid_recording_keeps_everything_and_says_so_in_one_line(tmp_path):
+    data = SimulatedDevice("rest", seed=9, duration_s=2.0).frames_until(2.0)
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    out = tmp_path / "rec"
+    recorder = subprocess.Popen(
+        [*BIOFEED, "record", "--device", f"serial://{os.ttyname(slave)}", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert _read_until_delimiter_after_frame(master)
+    _write_all(master, data)
+    os.close(slave)
+    os.close(master)  # the board is gone: the recorder's next read fails
+    stdout, stderr = recorder.communicate(timeout=60)
+    assert recorder.returncode == 1
+    _one_clear_line(stderr)
+    assert "device went away" in stderr and str(out) in stderr
+    assert "emg" in stdout  # the summary still prints
+    # The kernel drops what was still queued in the pty when it hung up (as with a real unplug):
+    # what the recorder read must be in the recording, as an unbroken prefix of what was sent.
+    sent = [f for f in data.split(b"\x00") if f]
+    recorded = [r.frame for r in open_recording(out).frames()]
+    assert 0 < len(recorded) <= len(sent) and recorded == sent[: len(recorded)]
+    info = _info_json(out)
+    assert info["corrupt_frames"] == 0 and info["torn_tail_bytes"] == 0
+    assert all(s["gaps"] == 0 and s["n_samples"] > 0 for s in info["streams"])
+
+
+def test_scan_lists_ports_or_says_there_are_none(capsys):
+    assert main(["scan"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (lines and all(line.startswith("serial://") for line in lines)) or lines == ["no serial ports found"]
