@@ -18,7 +18,7 @@ from biofeed.errors import BiofeedError, ProtocolVersionError, RecordingError
 from biofeed.protocol.decoder import Decoder, DecoderStats
 from biofeed.protocol.packets import PROTOCOL_VERSION
 from biofeed.record.writer import RecordingWriter
-from biofeed.sources.base import Source
+from biofeed.sources.base import LinkEvent, LinkState, Source
 
 __all__ = ["Acquisition", "AcquisitionResult", "Sink"]
 
@@ -57,12 +57,15 @@ class AcquisitionResult:
         normally (duration reached, source exhausted, stopped by the user).
     detached_sinks : list of str
         Sinks detached because they raised.
+    reconnects : int
+        Times the link came back after it was lost.
     """
 
     stats: DecoderStats
     device: DeviceInfo | None
     error: BiofeedError | None = None
     detached_sinks: list[str] = field(default_factory=list)
+    reconnects: int = 0
 
 
 class Acquisition:
@@ -101,6 +104,8 @@ class Acquisition:
         self._thread: threading.Thread | None = None
         self._detached: list[str] = []
         self._crash: BaseException | None = None
+        self._link_state: LinkState | None = None
+        self._reconnects = 0
 
     # -- control ---------------------------------------------------------------------------
 
@@ -158,6 +163,8 @@ class Acquisition:
         error: BiofeedError | None = None
         try:
             for chunk in self.source.chunks():
+                if chunk.link_event is not None:
+                    self._on_link(chunk.link_event, chunk.received_at)
                 if chunk.data:
                     self._take(chunk.data, chunk.received_at)
                 elif self.recorder is not None:
@@ -171,8 +178,36 @@ class Acquisition:
             self.source.close()
             for sink in self._sinks:
                 self._guard(sink, sink.close)
-        self._result = AcquisitionResult(self._decoder.stats, self._decoder.device_info, error, self._detached)
+        self._result = AcquisitionResult(
+            self._decoder.stats, self._decoder.device_info, error, self._detached, self._reconnects
+        )
         return self._result
+
+    def _on_link(self, event: LinkEvent, received_at: float) -> None:
+        with self._lock:
+            if event.state is LinkState.CONNECTED and self._link_state is not None:
+                self._reconnects += 1
+            self._link_state = event.state
+        if self.recorder is not None:
+            self.recorder.append_event(
+                {
+                    "type": "link",
+                    "state": event.state.value,
+                    "detail": event.detail,
+                    "attempt": event.attempt,
+                    "host_time": received_at,
+                }
+            )
+
+    @property
+    def link_state(self) -> LinkState | None:
+        """The source's last reported link state (None for sources that report none)."""
+        return self._link_state
+
+    @property
+    def reconnects(self) -> int:
+        """Times the link came back after it was lost."""
+        return self._reconnects
 
     def _note_error(self, exc: BiofeedError) -> None:
         if self.recorder is None or isinstance(exc, RecordingError):

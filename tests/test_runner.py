@@ -14,7 +14,7 @@ from biofeed.record.reader import open_recording
 from biofeed.record.writer import RecordingWriter
 from biofeed.runner import Acquisition
 from biofeed.sim.device import SimulatedDevice
-from biofeed.sources.base import TimedChunk
+from biofeed.sources.base import LinkEvent, LinkState, TimedChunk
 
 
 class ListSource:
@@ -143,3 +143,32 @@ def test_worker_thread_returns_the_result():
     result = acquisition.wait()
     assert result.stats.streams["emg"].n_samples == 2000
     assert acquisition.join(0)
+
+
+class FlakyLinkSource(ListSource):
+    """Drops its link once between two halves of the stream, then comes back."""
+
+    def __init__(self, first: list[bytes], second: list[bytes]) -> None:
+        super().__init__([])
+        self._first, self._second = first, second
+
+    def chunks(self) -> Iterator[TimedChunk]:
+        yield TimedChunk(b"", 0.0, LinkEvent(LinkState.CONNECTED))
+        yield from (TimedChunk(c, 1.0) for c in self._first)
+        yield TimedChunk(b"", 2.0, LinkEvent(LinkState.LOST, "link dropped"))
+        yield TimedChunk(b"", 2.5, LinkEvent(LinkState.RECONNECTING, "attempt failed", attempt=1))
+        yield TimedChunk(b"", 3.0, LinkEvent(LinkState.CONNECTED, attempt=2))
+        yield from (TimedChunk(c, 4.0) for c in self._second)
+
+
+def test_link_events_are_recorded_and_reconnects_counted(tmp_path):
+    frames = _frames(_device_bytes())
+    half = len(frames) // 2
+    lost = 30  # frames sent while the link was down
+    source = FlakyLinkSource([f + b"\x00" for f in frames[:half]], [f + b"\x00" for f in frames[half + lost :]])
+    with RecordingWriter(tmp_path / "rec", source_url="test://flaky") as recorder:
+        result = Acquisition(source, recorder=recorder).run()
+    assert result.reconnects == 1
+    links = [e for e in open_recording(tmp_path / "rec").events() if e["type"] == "link"]
+    assert [e["state"] for e in links] == ["connected", "lost", "reconnecting", "connected"]
+    assert result.stats.streams["emg"].gaps == 1 and result.stats.streams["emg"].samples_lost > 0

@@ -11,15 +11,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-__all__ = ["Source", "SourceUrl", "TimedChunk"]
+__all__ = ["LinkEvent", "LinkState", "Source", "SourceUrl", "TimedChunk"]
+
+
+class LinkState(StrEnum):
+    """States of a link that can drop and come back (BLE; a serial port that reappears)."""
+
+    CONNECTED = "connected"
+    LOST = "lost"
+    RECONNECTING = "reconnecting"
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """A change of link state, reported in-band so it stays ordered with the bytes.
+
+    Attributes
+    ----------
+    state : LinkState
+        The new state.
+    detail : str
+        Words for the user (why it dropped, which attempt failed how).
+    attempt : int
+        Reconnect attempt number (1, 2, ...); 0 when not reconnecting.
+    """
+
+    state: LinkState
+    detail: str = ""
+    attempt: int = 0
 
 
 @dataclass(frozen=True)
 class TimedChunk:
-    """A chunk with the host time it arrived at.
+    """A chunk with the host time it arrived at, or a link event (then ``data`` is empty).
 
     Attributes
     ----------
@@ -27,10 +55,13 @@ class TimedChunk:
         The bytes of one transport read.
     received_at : float
         Host time (``time.time()``) of arrival.
+    link_event : LinkEvent or None
+        Set when the link changed state at ``received_at``.
     """
 
     data: bytes
     received_at: float
+    link_event: LinkEvent | None = None
 
 
 @runtime_checkable
