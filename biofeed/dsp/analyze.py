@@ -1,0 +1,565 @@
+"""The sEMG analysis chain, streaming (:class:`EmgAnalyzer`) and offline (:func:`analyze_emg`).
+
+Per raw block: signal faults are flagged on the raw samples; NaN/inf are cut out as gaps; then
+band-pass -> mains check/notch -> ECG removal -> (phase detector | 1 s RMS windows). A 1 s window
+is *rest* when it overlaps no contraction and *usable* when the gate accepts it and no fault touches
+it; usable rest windows feed the set point, and every window goes to the trial tracker. Windows are
+held until the phase detector and the fault detector have settled past their end, so a window is
+never classified before an onset that dates before its end is known: any chunking gives the same
+result.
+
+:func:`analyze_emg` is the same chain over a whole array: streaming equals offline by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from biofeed.blocks import Block, ChannelInfo, ChannelKind, StreamInfo
+from biofeed.dsp.ecg import EcgDecision, EcgRemover
+from biofeed.dsp.envelope import SET_POINT_WINDOW_S, MovingRms
+from biofeed.dsp.filters import DEFAULT_HIGH_PASS_HZ, DEFAULT_LOW_PASS_HZ, BandPassFilter
+from biofeed.dsp.mains import MainsDecision, MainsNotch
+from biofeed.dsp.noise import (
+    MIN_HIGH_BAND_RATE_HZ,
+    correct_for_noise,
+    noise_floor_from_high_band,
+    noise_floor_from_rest,
+)
+from biofeed.dsp.pandiculation import PandiculationTracker, PandiculationTrial, RestWindow, TrialCriteria
+from biofeed.dsp.phases import Phase, PhaseDetector, PhaseEvent, PhaseSettings
+from biofeed.dsp.quality import (
+    FaultKind,
+    FiniteSplitter,
+    SignalFault,
+    SignalFaultDetector,
+    estimate_rails,
+    sample_rate_warnings,
+)
+from biofeed.dsp.tension import DEFAULT_N_WINDOWS, RestingTension, WindowGate
+
+__all__ = [
+    "AnalyzerUpdate",
+    "EmgAnalysis",
+    "EmgAnalyzer",
+    "EmgChannelAnalysis",
+    "analyze_emg",
+    "estimate_noise_floor",
+]
+
+MainsMode = Literal["auto", "off", 50, 60]
+EcgMode = Literal["auto", "off"]
+_MAINS_MODES = ("auto", "off", 50, 60)
+_ALL_FAULTS = frozenset(FaultKind)
+# A trial is rejected for contact loss; clipping at a strong contraction's peak only keeps the
+# clipped windows out of the set points.
+_CONTACT_FAULTS = frozenset({FaultKind.NON_FINITE, FaultKind.FLAT})
+_ECG_MODES = ("auto", "off")
+
+
+@dataclass(frozen=True)
+class AnalyzerUpdate:
+    """What one block settled.
+
+    Attributes
+    ----------
+    events : list of PhaseEvent
+        Phase changes (the REST that ends a contraction carries it).
+    windows : list of RestWindow
+        1 s windows classified (rest/usable, noise-corrected).
+    trials : list of PandiculationTrial
+        Trials completed (``final``) or updated after their post-rest window (provisional).
+    faults : list of SignalFault
+        Signal faults that ended.
+    mains : list of MainsDecision
+        The mains decision, once.
+    ecg : list of EcgDecision
+        ECG subtraction switching on or off.
+    """
+
+    events: list[PhaseEvent] = field(default_factory=list)
+    windows: list[RestWindow] = field(default_factory=list)
+    trials: list[PandiculationTrial] = field(default_factory=list)
+    faults: list[SignalFault] = field(default_factory=list)
+    mains: list[MainsDecision] = field(default_factory=list)
+    ecg: list[EcgDecision] = field(default_factory=list)
+
+
+@dataclass
+class _Contractions:
+    """Per channel: finished contraction spans, the open one, and the pre-rest captured at its onset."""
+
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    open_onset: int | None = None
+    pre_rest_uv: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    queue: deque[tuple[int, int, float]] = field(default_factory=deque)  # (start, end, raw RMS)
+    phase: Phase = Phase.CALIBRATING
+
+
+class EmgAnalyzer:
+    """The whole sEMG chain for one stream, block by block.
+
+    Parameters
+    ----------
+    sample_rate_hz : float
+        Rate of the raw blocks.
+    noise_floor_uv : float or array_like, shape (n_channels,)
+        Noise floor per channel in the EMG band, uV.
+    high_pass_hz, low_pass_hz : float
+        Band-pass (:func:`biofeed.dsp.filters.design_emg_band`).
+    mains : {"auto", "off", 50, 60}
+        Detect and notch when needed; never; or always notch that line.
+    ecg : {"auto", "off"}
+        QRS template subtraction when the heart shows (adds a 0.3 s delay), or none.
+    rails_uv : tuple of float or None
+        ADC rails for the clipping check.
+    reference_contraction_uv : array_like or None
+        Reference contraction per channel (noise-corrected uV) for the contraction score.
+    gate : WindowGate or None
+        Called per 1 s window with its device time span; False keeps it out of the set points (IMU).
+    set_point_windows : int
+        Gated windows in the set point (SCIENCE.md 4: 30-60).
+    phase_settings : PhaseSettings or None
+    criteria : TrialCriteria or None
+    seed : int
+        Bootstrap seed.
+
+    Raises
+    ------
+    ValueError
+        For a bad mode, or a rate that cannot carry an EMG band.
+    """
+
+    def __init__(
+        self,
+        sample_rate_hz: float,
+        noise_floor_uv: float | npt.ArrayLike,
+        *,
+        high_pass_hz: float = DEFAULT_HIGH_PASS_HZ,
+        low_pass_hz: float = DEFAULT_LOW_PASS_HZ,
+        mains: MainsMode = "auto",
+        ecg: EcgMode = "auto",
+        rails_uv: tuple[float, float] | None = None,
+        reference_contraction_uv: npt.ArrayLike | None = None,
+        gate: WindowGate | None = None,
+        set_point_windows: int = DEFAULT_N_WINDOWS,
+        phase_settings: PhaseSettings | None = None,
+        criteria: TrialCriteria | None = None,
+        seed: int = 0,
+    ) -> None:
+        if mains not in _MAINS_MODES:
+            raise ValueError(f"mains must be one of {_MAINS_MODES}, got {mains!r}")
+        if ecg not in _ECG_MODES:
+            raise ValueError(f"ecg must be one of {_ECG_MODES}, got {ecg!r}")
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.band_pass = BandPassFilter(sample_rate_hz, high_pass_hz, low_pass_hz)
+        band = self.band_pass.band
+        self.mains = (
+            None
+            if mains == "off"
+            else MainsNotch(sample_rate_hz, band.low_pass_hz, None if mains == "auto" else float(mains))
+        )
+        self.ecg = None if ecg == "off" else EcgRemover(sample_rate_hz)
+        self.phases = PhaseDetector(sample_rate_hz, phase_settings)
+        self.windows = MovingRms(sample_rate_hz, SET_POINT_WINDOW_S, SET_POINT_WINDOW_S)
+        self.faults = SignalFaultDetector(sample_rate_hz, rails_uv=rails_uv)
+        self.noise_floor_uv = np.atleast_1d(np.asarray(noise_floor_uv, dtype=np.float64))
+        self.tension = RestingTension(self.noise_floor_uv, n_windows=set_point_windows)
+        self.trials = PandiculationTracker(self.noise_floor_uv, reference_contraction_uv, criteria, seed)
+        self.gate = gate
+        self._splitter = FiniteSplitter()
+        self._channels: list[_Contractions] = []
+        self._known_faults: list[SignalFault] = []
+        self._last_block: Block | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """Plain-words warnings about the configuration (a low rate)."""
+        return sample_rate_warnings(self.band_pass.band)
+
+    def noise_floor(self, channel_index: int) -> float:
+        """Noise floor of a channel, uV."""
+        floor = self.noise_floor_uv
+        return float(floor[channel_index] if floor.size > 1 else floor[0])
+
+    def process(self, block: Block) -> AnalyzerUpdate:
+        """Run one raw block (uV, shape (n_channels, n_samples); NaN allowed) through the chain."""
+        update = AnalyzerUpdate()
+        n_channels = block.data.shape[0]
+        if self.noise_floor_uv.size not in (1, n_channels):
+            raise ValueError(f"noise_floor_uv has {self.noise_floor_uv.size} values for {n_channels} channels")
+        while len(self._channels) < n_channels:
+            self._channels.append(_Contractions())
+        self._last_block = block
+        update.faults.extend(self.faults.process(block))
+        self._known_faults.extend(update.faults)
+        for piece in self._splitter.process(block):
+            cleaned = self._clean(piece, update)
+            self._run(cleaned, update)
+        self._release(update, final=False)
+        return update
+
+    def finish(self) -> AnalyzerUpdate:
+        """End of data: flush the ECG delay, close faults and trials; return what that settles."""
+        update = AnalyzerUpdate()
+        if self.ecg is not None and self._last_block is not None:
+            self._run(self.ecg.flush(self._last_block), update)
+            update.ecg.extend(self.ecg.take_decisions())
+        update.faults.extend(self.faults.finish())
+        self._known_faults.extend(update.faults)
+        self._release(update, final=True)
+        update.trials.extend(self.trials.finish())
+        return update
+
+    def set_point_uv(self, channel_index: int) -> float:
+        """Current set point of a channel (noise-corrected uV; NaN with too few gated windows)."""
+        return self.tension.set_point_uv(channel_index)
+
+    def _clean(self, piece: Block, update: AnalyzerUpdate) -> Block:
+        cleaned = self.band_pass.process(piece)
+        if self.mains is not None:
+            cleaned = self.mains.process(cleaned)
+            update.mains.extend(self.mains.take_decisions())
+        if self.ecg is not None:
+            cleaned = self.ecg.process(cleaned)
+            update.ecg.extend(self.ecg.take_decisions())
+        return cleaned
+
+    def _run(self, cleaned: Block, update: AnalyzerUpdate) -> None:
+        events = self.phases.process(cleaned)
+        windows = self.windows.process(cleaned)
+        h = self.windows.hop_samples
+        for j in range(windows.n_samples):
+            end = (windows.first_index + j) * h
+            for c, channel in enumerate(self._channels):
+                channel.queue.append((end - h, end, float(windows.data[c, j])))
+        for event in events:
+            self._on_event(event, update)
+        update.events.extend(events)
+
+    def _on_event(self, event: PhaseEvent, update: AnalyzerUpdate) -> None:
+        channel = self._channels[event.channel_index]
+        previous, channel.phase = channel.phase, event.phase
+        if event.phase is Phase.CONTRACTION and previous in (Phase.REST, Phase.CALIBRATING):
+            # Windows ending before the onset are rest or belong to earlier contractions: settle them,
+            # then the set point's windows are this trial's pre-rest.
+            self._release_channel(event.channel_index, event.sample_index, update)
+            channel.open_onset = event.sample_index
+            channel.pre_rest_uv = self.tension.windows_uv(event.channel_index)
+        elif event.phase is Phase.REST and channel.open_onset is not None:
+            contraction = event.contraction
+            if contraction is None:  # abandoned at a gap: its windows are still not rest
+                channel.spans.append((channel.open_onset, event.sample_index))
+            else:
+                channel.spans.append((contraction.onset_index, contraction.end_index))
+                fault = self._fault_between(
+                    event.channel_index, contraction.onset_index, contraction.end_index, _CONTACT_FAULTS
+                )
+                self.trials.start(contraction, channel.pre_rest_uv, fault)
+            channel.open_onset = None
+
+    def _fault_between(self, c: int, start: int, end: int, kinds: frozenset[FaultKind] = _ALL_FAULTS) -> str:
+        """The kinds of fault touching device samples [start, end) of a channel, as words ("" for none)."""
+        faults = self._known_faults + self.faults.open_faults()
+        found = {f.kind.value for f in faults if f.kind in kinds and f.channel_index == c and f.overlaps(start, end)}
+        return ", ".join(sorted(found))
+
+    def _release(self, update: AnalyzerUpdate, final: bool) -> None:
+        if not any(ch.queue for ch in self._channels):
+            return  # the common case: a 1 s window completes once a second
+        fault_horizon = self.faults.settled_index()
+        for c in range(len(self._channels)):
+            horizon = math.inf if final else min(self.phases.settled_index(c), fault_horizon)
+            self._release_channel(c, horizon, update)
+        if self._known_faults:
+            # Keep what a queued window, an open contraction or a contraction yet to be dated may touch.
+            oldest = min((ch.queue[0][0] for ch in self._channels if ch.queue), default=fault_horizon)
+            opens = [ch.open_onset for ch in self._channels if ch.open_onset is not None]
+            unsettled = [self.phases.settled_index(c) for c in range(len(self._channels))]
+            keep_from = min([oldest, *opens, *unsettled])
+            self._known_faults = [f for f in self._known_faults if f.end_index > keep_from]
+
+    def _release_channel(self, c: int, horizon: float, update: AnalyzerUpdate) -> None:
+        channel = self._channels[c]
+        noise = self.noise_floor(c)
+        while channel.queue and channel.queue[0][1] <= horizon:
+            start, end, rms = channel.queue.popleft()
+            rest = not (
+                any(s < end and start < e for s, e in channel.spans)
+                or (channel.open_onset is not None and end > channel.open_onset)
+            )
+            usable = rest and math.isfinite(rms) and self._fault_between(c, start, end) == ""
+            if usable and self.gate is not None:
+                usable = bool(self.gate(start / self.sample_rate_hz, end / self.sample_rate_hz))
+            corrected = float(correct_for_noise(rms, noise))
+            if usable:
+                self.tension.add_window(c, corrected)
+            window = RestWindow(c, start, end, corrected, rest, usable)
+            update.windows.append(window)
+            update.trials.extend(self.trials.add_window(window))
+        # Old spans can no longer overlap a queued window.
+        if channel.queue:
+            first = channel.queue[0][0]
+            channel.spans = [(s, e) for s, e in channel.spans if e > first]
+
+
+@dataclass(frozen=True)
+class EmgChannelAnalysis:
+    """Offline results of one channel.
+
+    Attributes
+    ----------
+    name : str
+        Channel name.
+    fs_hz : float
+        Sample rate.
+    noise_floor_uv : float
+        Noise floor used, uV.
+    noise_floor_source : str
+        ``given``, ``calibration_rest``, ``high_band`` or ``record_percentile``.
+    set_point_uv : float or None
+        Set point at the end of the record (noise-corrected uV), None with too few gated windows.
+    contractions : tuple of PandiculationTrial
+        One trial per detected contraction, final.
+    """
+
+    name: str
+    fs_hz: float
+    noise_floor_uv: float
+    noise_floor_source: str
+    set_point_uv: float | None
+    contractions: tuple[PandiculationTrial, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "name": self.name,
+            "fs_hz": self.fs_hz,
+            "noise_floor_uv": self.noise_floor_uv,
+            "noise_floor_source": self.noise_floor_source,
+            "set_point_uv": self.set_point_uv,
+            "contractions": [t.to_json() for t in self.contractions],
+        }
+
+
+@dataclass(frozen=True)
+class EmgAnalysis:
+    """Offline results of a recording.
+
+    Attributes
+    ----------
+    channels : tuple of EmgChannelAnalysis
+    high_pass_hz, low_pass_hz : float
+        Band used.
+    events : tuple of PhaseEvent
+    faults : tuple of SignalFault
+    mains : MainsDecision or None
+    ecg : tuple of EcgDecision
+    warnings : tuple of str
+    """
+
+    channels: tuple[EmgChannelAnalysis, ...]
+    high_pass_hz: float
+    low_pass_hz: float
+    events: tuple[PhaseEvent, ...]
+    faults: tuple[SignalFault, ...]
+    mains: MainsDecision | None
+    ecg: tuple[EcgDecision, ...]
+    warnings: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "band_hz": [self.high_pass_hz, self.low_pass_hz],
+            "channels": [c.to_json() for c in self.channels],
+            "faults": [f.to_json() for f in self.faults],
+            "mains": self.mains.to_json() if self.mains is not None else None,
+            "ecg": [d.to_json() for d in self.ecg],
+            "warnings": list(self.warnings),
+        }
+
+
+def _stream_info(fs_hz: float, names: Sequence[str]) -> StreamInfo:
+    return StreamInfo("emg", fs_hz, tuple(ChannelInfo(n, ChannelKind.EMG, "uV") for n in names))
+
+
+def _collect(analyzer: EmgAnalyzer, block: Block) -> AnalyzerUpdate:
+    whole = analyzer.process(block)
+    end = analyzer.finish()
+    return AnalyzerUpdate(
+        events=whole.events + end.events,
+        windows=whole.windows + end.windows,
+        trials=whole.trials + end.trials,
+        faults=whole.faults + end.faults,
+        mains=whole.mains + end.mains,
+        ecg=whole.ecg + end.ecg,
+    )
+
+
+def analyze_emg(
+    data_uv: npt.ArrayLike,
+    fs_hz: float,
+    channel_names: Sequence[str] | None = None,
+    *,
+    noise_floor_uv: float | npt.ArrayLike | None = None,
+    calibration_s: tuple[float, float] | None = None,
+    high_pass_hz: float = DEFAULT_HIGH_PASS_HZ,
+    low_pass_hz: float = DEFAULT_LOW_PASS_HZ,
+    mains: MainsMode = "auto",
+    ecg: EcgMode = "auto",
+    rails_uv: tuple[float, float] | Literal["auto"] | None = "auto",
+    reference_contraction_uv: npt.ArrayLike | None = None,
+    phase_settings: PhaseSettings | None = None,
+    criteria: TrialCriteria | None = None,
+    seed: int = 0,
+) -> EmgAnalysis:
+    """Analyse a whole sEMG recording with the streaming chain.
+
+    Parameters
+    ----------
+    data_uv : array_like, shape (n_channels, n_samples) or (n_samples,)
+        Raw sEMG in uV; NaN/inf allowed (flagged and skipped as gaps).
+    fs_hz : float
+        Sample rate.
+    channel_names : sequence of str, optional
+        Names; ``ch0, ch1, ...`` by default.
+    noise_floor_uv : float or array_like, optional
+        Known floor (shorted-input test, board profile). Otherwise, in order: the 2nd-5th percentile
+        of 1 s RMS in ``calibration_s``; the 450-500 Hz band at fs >= 2 kHz; the 2nd-5th percentile
+        of 1 s RMS over the whole record (an upper bound unless the record holds relaxed rest).
+    calibration_s : tuple of float, optional
+        (start, end) seconds of a supported, relaxed calibration rest.
+    high_pass_hz : float
+        High-pass of the band (:class:`EmgAnalyzer`).
+    low_pass_hz : float
+        Low-pass of the band, lowered below Nyquist for low-rate boards.
+    mains : {"auto", "off", 50, 60}
+        Mains check (:class:`EmgAnalyzer`).
+    ecg : {"auto", "off"}
+        ECG removal (:class:`EmgAnalyzer`).
+    rails_uv : tuple of float, None or "auto"
+        ADC rails; "auto" guesses them from repeated extremes (:func:`biofeed.dsp.quality.estimate_rails`).
+    reference_contraction_uv : array_like, optional
+        Reference contraction per channel, noise-corrected uV.
+    phase_settings : PhaseSettings, optional
+        Phase detector settings.
+    criteria : TrialCriteria, optional
+        Verdict and score criteria.
+    seed : int
+        Bootstrap seed.
+
+    Returns
+    -------
+    EmgAnalysis
+
+    Raises
+    ------
+    ValueError
+        For bad shapes, names, modes, or a rate that cannot carry an EMG band.
+    """
+    data = np.asarray(data_uv, dtype=np.float64)
+    if data.ndim == 1:
+        data = data[None, :]
+    if data.ndim != 2 or data.shape[1] == 0:
+        raise ValueError(f"data_uv must have shape (n_channels, n_samples), got {np.shape(data_uv)}")
+    names = list(channel_names) if channel_names is not None else [f"ch{c}" for c in range(data.shape[0])]
+    if len(names) != data.shape[0]:
+        raise ValueError(f"{len(names)} channel names for {data.shape[0]} channels")
+    info = _stream_info(float(fs_hz), names)
+    block = Block(info, data, 0)
+    rails = estimate_rails(data) if rails_uv == "auto" else rails_uv
+    options: dict[str, Any] = {
+        "high_pass_hz": high_pass_hz,
+        "low_pass_hz": low_pass_hz,
+        "mains": mains,
+        "ecg": ecg,
+        "rails_uv": rails,
+        "reference_contraction_uv": reference_contraction_uv,
+        "phase_settings": phase_settings,
+        "criteria": criteria,
+        "seed": seed,
+    }
+    floor, source = estimate_noise_floor(block, noise_floor_uv, calibration_s, options)
+    analyzer = EmgAnalyzer(float(fs_hz), floor, **options)
+    result = _collect(analyzer, block)
+    channels = []
+    for c, name in enumerate(names):
+        set_point = analyzer.set_point_uv(c)
+        channels.append(
+            EmgChannelAnalysis(
+                name=name,
+                fs_hz=float(fs_hz),
+                noise_floor_uv=analyzer.noise_floor(c),
+                noise_floor_source=source,
+                set_point_uv=set_point if math.isfinite(set_point) else None,
+                contractions=tuple(t for t in result.trials if t.final and t.channel_index == c),
+            )
+        )
+    band = analyzer.band_pass.band
+    return EmgAnalysis(
+        channels=tuple(channels),
+        high_pass_hz=band.high_pass_hz,
+        low_pass_hz=band.low_pass_hz,
+        events=tuple(result.events),
+        faults=tuple(result.faults),
+        mains=result.mains[0] if result.mains else None,
+        ecg=tuple(result.ecg),
+        warnings=tuple(analyzer.warnings),
+    )
+
+
+def estimate_noise_floor(
+    block: Block,
+    noise_floor_uv: float | npt.ArrayLike | None = None,
+    calibration_s: tuple[float, float] | None = None,
+    options: dict[str, Any] | None = None,
+) -> tuple[npt.NDArray[np.float64], str]:
+    """The noise floor per channel and where it came from, by the rule of :func:`analyze_emg`.
+
+    Parameters
+    ----------
+    block : Block
+        Raw sEMG, uV, shape (n_channels, n_samples).
+    noise_floor_uv : float or array_like, optional
+        A known floor: returned as it is (source ``given``).
+    calibration_s : tuple of float, optional
+        (start, end) seconds of a relaxed calibration rest within the block.
+    options : dict, optional
+        :class:`EmgAnalyzer` keyword options (band, mains, ecg ...) for the first pass.
+
+    Returns
+    -------
+    floor_uv : ndarray, shape (n_channels,)
+    source : str
+        ``given``, ``high_band``, ``calibration_rest`` or ``record_percentile``.
+    """
+    options = dict(options or {})
+    options.setdefault("high_pass_hz", DEFAULT_HIGH_PASS_HZ)
+    options.setdefault("low_pass_hz", DEFAULT_LOW_PASS_HZ)
+    n_channels = block.data.shape[0]
+    if noise_floor_uv is not None:
+        floor = np.broadcast_to(np.asarray(noise_floor_uv, dtype=np.float64), (n_channels,)).copy()
+        return floor, "given"
+    fs = block.info.sample_rate_hz
+    if calibration_s is None and fs >= MIN_HIGH_BAND_RATE_HZ:
+        band = BandPassFilter(fs, options["high_pass_hz"], options["low_pass_hz"]).band
+        finite = np.isfinite(block.data).all(axis=0)
+        return noise_floor_from_high_band(block.data[:, finite], band), "high_band"
+    # A first pass with a zero floor: its windows are the uncorrected 1 s RMS of the same chain.
+    first_pass = _collect(EmgAnalyzer(fs, 0.0, **options), block)
+    rms: list[list[float]] = [[] for _ in range(n_channels)]
+    for window in first_pass.windows:
+        inside = calibration_s is None or (
+            window.start_index >= calibration_s[0] * fs and window.end_index <= calibration_s[1] * fs
+        )
+        if inside and window.usable:
+            rms[window.channel_index].append(window.corrected_uv)
+    source = "calibration_rest" if calibration_s is not None else "record_percentile"
+    return np.array([noise_floor_from_rest(np.asarray(r)) for r in rms]), source

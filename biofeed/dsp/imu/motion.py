@@ -1,0 +1,338 @@
+"""Quasi-static test and movement intervals from the orientation streams of one or two IMUs.
+
+SCIENCE.md section 4: the set point counts only while the trunk is quasi-static, ``|angular rate| <
+5 deg/s`` and ``linear acceleration < 0.05 g``. :class:`MotionTracker` takes the orientation blocks
+of :class:`~biofeed.dsp.imu.fusion.OrientationFusion` (which carry ``|gyro|`` and ``|acc - gravity|``)
+and keeps, per 0.1 s tile on a grid anchored to absolute device indices, the peak of both and the mean
+direction of "up" for each stream. A tile is quiet when both peaks are below the limits; a span is
+quiet when every tile of every stream in it is (a missing tile, from a gap, is not).
+
+Movement intervals are the runs of tiles in which any stream is not quiet, merged across quiet
+breaks shorter than ``merge_s``; they are reported once closed. Consumers decide what matters: the
+set-point gate refuses any of them (:mod:`biofeed.dsp.imu.gate`); a verdict may reject a trial only
+for *gross* movement (:attr:`MotionInterval.gross`), since a lumbar contraction itself arches the back
+at about 10 deg/s.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from biofeed.blocks import Block
+from biofeed.dsp.imu.fusion import ANGULAR_RATE_ROW, LINEAR_ACCELERATION_ROW, QUATERNION_ROWS
+from biofeed.dsp.imu.posture import Posture
+from biofeed.dsp.stage import check_rate, starts_segment
+
+__all__ = [
+    "GROSS_LINEAR_ACCELERATION_G",
+    "GROSS_RATE_DPS",
+    "MotionInterval",
+    "MotionTracker",
+    "QuasiStaticCriteria",
+    "up_vectors",
+]
+
+_Array = npt.NDArray[np.float64]
+
+GROSS_RATE_DPS = 30.0
+"""Movement at least this fast is a change of posture or a bend, not the arching of a contraction
+(the simulator's pandiculation arches at 11 deg/s at most; its bends and posture changes exceed 40)."""
+GROSS_LINEAR_ACCELERATION_G = 0.2
+"""Linear acceleration of a step, a bump or a fall, not of a trunk movement in place."""
+
+# Per-tile record columns.
+_RATE, _LINEAR, _UP = 0, 1, slice(2, 5)
+_N_COLUMNS = 5
+
+
+@dataclass(frozen=True)
+class QuasiStaticCriteria:
+    """Limits and grid of the quasi-static test.
+
+    Attributes
+    ----------
+    max_angular_rate_dps : float
+        SCIENCE.md 4: 5 deg/s.
+    max_linear_acceleration_g : float
+        SCIENCE.md 4: 0.05 g.
+    tile_s : float
+        Resolution of the test.
+    merge_s : float
+        Quiet breaks shorter than this do not end a movement interval.
+    history_s : float
+        How far back tiles are kept for queries.
+    """
+
+    max_angular_rate_dps: float = 5.0
+    max_linear_acceleration_g: float = 0.05
+    tile_s: float = 0.1
+    merge_s: float = 0.5
+    history_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ("max_angular_rate_dps", "max_linear_acceleration_g", "tile_s", "history_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.merge_s) and self.merge_s >= 0):
+            raise ValueError(f"merge_s must be >= 0 s, got {self.merge_s!r}")
+
+
+@dataclass(frozen=True)
+class MotionInterval:
+    """A span of movement (not quasi-static).
+
+    Attributes
+    ----------
+    start_s, end_s : float
+        Device seconds, tile-aligned.
+    peak_angular_rate_dps : float
+        Largest ``|gyro|`` of any stream in it.
+    peak_linear_acceleration_g : float
+        Largest ``|acc - gravity|`` of any stream in it.
+    """
+
+    start_s: float
+    end_s: float
+    peak_angular_rate_dps: float
+    peak_linear_acceleration_g: float
+
+    @property
+    def gross(self) -> bool:
+        """A bend, a change of posture or a bump (:data:`GROSS_RATE_DPS`, :data:`GROSS_LINEAR_ACCELERATION_G`)."""
+        return (
+            self.peak_angular_rate_dps >= GROSS_RATE_DPS
+            or self.peak_linear_acceleration_g >= GROSS_LINEAR_ACCELERATION_G
+        )
+
+    def overlaps(self, start_s: float, end_s: float) -> bool:
+        """True when the interval touches device time [start_s, end_s)."""
+        return self.start_s < end_s and start_s < self.end_s
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "start_s": self.start_s,
+            "end_s": self.end_s,
+            "peak_angular_rate_dps": self.peak_angular_rate_dps,
+            "peak_linear_acceleration_g": self.peak_linear_acceleration_g,
+            "gross": self.gross,
+        }
+
+
+def up_vectors(quaternions: npt.ArrayLike) -> _Array:
+    """Direction of "up" (earth z) in sensor coordinates, ``R^T z``.
+
+    Parameters
+    ----------
+    quaternions : array_like, shape (4, n)
+        Rows w, x, y, z (an orientation block's quaternion rows).
+
+    Returns
+    -------
+    ndarray, shape (3, n)
+    """
+    w, x, y, z = np.asarray(quaternions, dtype=np.float64)
+    return np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)])
+
+
+class _StreamTiles:
+    """Tiles of one orientation stream: final ones by index, and the one still filling."""
+
+    def __init__(self) -> None:
+        self.final: dict[int, _Array] = {}
+        self.current: tuple[int, _Array] | None = None
+        self.final_until = 0  # every tile below this index is final (or missing for good)
+        self.next_index: int | None = None
+
+
+class MotionTracker:
+    """Quasi-static state, posture and movement intervals of one or more IMU orientation streams.
+
+    Parameters
+    ----------
+    sample_rate_hz : float
+        IMU rate (all streams).
+    streams : sequence of str
+        Names of the orientation streams to follow (e.g. ``imu_thoracic_orientation``); a span is
+        settled only once every one of them has covered it.
+    criteria : QuasiStaticCriteria, optional
+    """
+
+    def __init__(
+        self, sample_rate_hz: float, streams: Sequence[str], criteria: QuasiStaticCriteria | None = None
+    ) -> None:
+        if not (math.isfinite(sample_rate_hz) and sample_rate_hz > 0):
+            raise ValueError(f"sample_rate_hz must be a positive number, got {sample_rate_hz!r}")
+        if not streams:
+            raise ValueError("give at least one orientation stream to follow")
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.streams = tuple(streams)
+        self.criteria = criteria or QuasiStaticCriteria()
+        self.tile_samples = max(1, round(self.criteria.tile_s * self.sample_rate_hz))
+        self._merge_tiles = round(self.criteria.merge_s * self.sample_rate_hz / self.tile_samples)
+        self._history_tiles = math.ceil(self.criteria.history_s * self.sample_rate_hz / self.tile_samples)
+        self.reset()
+
+    @property
+    def tile_duration_s(self) -> float:
+        """Length of a tile, seconds."""
+        return self.tile_samples / self.sample_rate_hz
+
+    @property
+    def settled_s(self) -> float:
+        """Device time up to which every stream's tiles are final (queries before it are answered)."""
+        return min(t.final_until for t in self._tiles.values()) * self.tile_duration_s
+
+    def reset(self) -> None:
+        """Forget everything."""
+        self._tiles = {name: _StreamTiles() for name in self.streams}
+        self._next_tile: int | None = None  # next tile the interval builder looks at
+        self._open: list[float] | None = None  # [start tile, last moving tile, peak rate, peak linear]
+
+    def process(self, block: Block) -> list[MotionInterval]:
+        """Add one orientation block; return the movement intervals that closed.
+
+        Raises
+        ------
+        ValueError
+            For a stream not followed or another rate.
+        """
+        check_rate(block, self.sample_rate_hz)
+        tiles = self._tiles.get(block.info.name)
+        if tiles is None:
+            raise ValueError(f"MotionTracker follows {', '.join(self.streams)}; got {block.info.name!r}")
+        if starts_segment(block, tiles.next_index):
+            self._close_current(tiles)
+            tiles.final_until = max(tiles.final_until, block.first_index // self.tile_samples)
+        tiles.next_index = block.end_index
+        if block.n_samples:
+            self._add(tiles, block)
+        return self._build_intervals()
+
+    def finish(self) -> list[MotionInterval]:
+        """End of data: finalise the tiles still filling; return the intervals that closes."""
+        for tiles in self._tiles.values():
+            self._close_current(tiles)
+        out = self._build_intervals()
+        if self._open is not None:
+            out.append(self._interval(self._open))
+            self._open = None
+        return out
+
+    def is_quiet(self, start_s: float, end_s: float) -> bool | None:
+        """Whether every stream was quasi-static throughout device time [start_s, end_s).
+
+        Returns
+        -------
+        bool or None
+            None when the span is not settled yet (see :attr:`settled_s`); False when a tile is
+            missing or not quiet in any stream.
+        """
+        first, last = self._tile_span(start_s, end_s)
+        if last >= min(t.final_until for t in self._tiles.values()):
+            return None
+        for tiles in self._tiles.values():
+            for index in range(first, last + 1):
+                record = tiles.final.get(index)
+                if record is None or not self._quiet(record):
+                    return False
+        return True
+
+    def posture_between(self, start_s: float, end_s: float) -> Posture | None:
+        """Mean tilt of each stream over the quiet tiles of [start_s, end_s); None when a stream has none."""
+        first, last = self._tile_span(start_s, end_s)
+        up: dict[str, _Array] = {}
+        for name, tiles in self._tiles.items():
+            total = np.zeros(3)
+            for index in range(first, last + 1):
+                record = tiles.final.get(index)
+                if record is not None and self._quiet(record):
+                    total += record[_UP]
+            if not np.linalg.norm(total) > 0:
+                return None
+            up[name] = total
+        return Posture.from_up_vectors(up, start_s, end_s)
+
+    def _quiet(self, record: _Array) -> bool:
+        c = self.criteria
+        return bool(record[_RATE] < c.max_angular_rate_dps and record[_LINEAR] < c.max_linear_acceleration_g)
+
+    def _tile_span(self, start_s: float, end_s: float) -> tuple[int, int]:
+        if not end_s > start_s:
+            raise ValueError(f"need end_s > start_s, got [{start_s}, {end_s})")
+        first = math.floor(start_s * self.sample_rate_hz + 1e-9) // self.tile_samples
+        last = (math.ceil(end_s * self.sample_rate_hz - 1e-9) - 1) // self.tile_samples
+        return first, last
+
+    def _add(self, tiles: _StreamTiles, block: Block) -> None:
+        data = block.data
+        h = self.tile_samples
+        indices = np.arange(block.first_index, block.end_index) // h
+        starts = np.flatnonzero(np.r_[True, indices[1:] != indices[:-1]])
+        records = np.empty((starts.shape[0], _N_COLUMNS))
+        records[:, _RATE] = np.maximum.reduceat(data[ANGULAR_RATE_ROW], starts)
+        records[:, _LINEAR] = np.maximum.reduceat(data[LINEAR_ACCELERATION_ROW], starts)
+        records[:, _UP] = np.add.reduceat(up_vectors(data[QUATERNION_ROWS]), starts, axis=1).T
+        for tile_index, record in zip(indices[starts].tolist(), records, strict=True):
+            if tiles.current is not None and tiles.current[0] == tile_index:
+                merged = tiles.current[1]
+                merged[_RATE] = max(merged[_RATE], record[_RATE])
+                merged[_LINEAR] = max(merged[_LINEAR], record[_LINEAR])
+                merged[_UP] += record[_UP]
+            else:
+                self._close_current(tiles)
+                tiles.current = (tile_index, record.copy())
+        if block.end_index % h == 0:
+            self._close_current(tiles)
+        tiles.final_until = max(tiles.final_until, block.end_index // h)
+        oldest = tiles.final_until - self._history_tiles
+        if tiles.final and min(tiles.final) < oldest:
+            tiles.final = {k: v for k, v in tiles.final.items() if k >= oldest}
+
+    def _close_current(self, tiles: _StreamTiles) -> None:
+        if tiles.current is not None:
+            index, record = tiles.current
+            tiles.final[index] = record
+            tiles.final_until = max(tiles.final_until, index + 1)
+            tiles.current = None
+
+    def _build_intervals(self) -> list[MotionInterval]:
+        settled = min(t.final_until for t in self._tiles.values())
+        if self._next_tile is None:
+            starts = [min(t.final) for t in self._tiles.values() if t.final]
+            if not starts:
+                return []
+            self._next_tile = min(starts)
+        out: list[MotionInterval] = []
+        for index in range(self._next_tile, settled):
+            rate = linear = 0.0
+            moving = False
+            for tiles in self._tiles.values():
+                record = tiles.final.get(index)
+                if record is None:
+                    continue
+                rate, linear = max(rate, float(record[_RATE])), max(linear, float(record[_LINEAR]))
+                moving |= not self._quiet(record)
+            if moving:
+                # A quiet break longer than merge_s already closed the open interval (below).
+                if self._open is None:
+                    self._open = [index, index, rate, linear]
+                else:
+                    self._open[1:] = [index, max(self._open[2], rate), max(self._open[3], linear)]
+            elif self._open is not None and index - self._open[1] > self._merge_tiles:
+                out.append(self._interval(self._open))
+                self._open = None
+        self._next_tile = max(self._next_tile, settled)
+        return out
+
+    def _interval(self, open_interval: list[float]) -> MotionInterval:
+        start_tile, last_tile, rate, linear = open_interval
+        d = self.tile_duration_s
+        return MotionInterval(start_tile * d, (last_tile + 1) * d, rate, linear)

@@ -1,0 +1,173 @@
+"""The resting tension set point: median noise-corrected 1 s RMS over the last gated rest windows.
+
+SCIENCE.md section 4: the set point is the median (or 25th percentile) of noise-corrected 1 s RMS
+over the last 30-60 s of *gated* rest -- trunk quasi-static, posture within 3 deg of the reference,
+no artifact flags -- per channel, and it never adapts during a trial.
+
+The gate is a hook: a boolean mask per window passed to :meth:`RestingTension.process`, and/or a
+callable given at construction (the IMU fills it). A window the gate refuses is simply not added, so
+the set point stays frozen through a trial: the history counts windows, not seconds, and nothing
+ages out while no rest is gated in.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+
+from biofeed.blocks import Block
+from biofeed.dsp.noise import correct_for_noise
+
+__all__ = [
+    "DEFAULT_MIN_WINDOWS",
+    "DEFAULT_N_WINDOWS",
+    "RestingTension",
+    "SetPointStatistic",
+    "WindowGate",
+]
+
+DEFAULT_N_WINDOWS = 30
+"""SCIENCE.md 4: the last 30-60 s of rest; 30 matches the pre-trial rest of the simulator's truth."""
+DEFAULT_MIN_WINDOWS = 10
+"""Fewer gated 1 s windows than this give no set point (NaN)."""
+
+WindowGate = Callable[[float, float], bool]
+"""``gate(start_s, end_s) -> bool``: may the 1 s window spanning device time [start_s, end_s) count as rest."""
+
+
+class SetPointStatistic(StrEnum):
+    """Statistic of the gated windows (SCIENCE.md 4)."""
+
+    MEDIAN = "median"
+    PERCENTILE_25 = "p25"
+
+
+class RestingTension:
+    """Per-channel set point from 1 s RMS windows (a Stage on the 1 s envelope).
+
+    Parameters
+    ----------
+    noise_floor_uv : float or array_like, shape (n_channels,)
+        Noise floor per channel in uV (the same value for all channels when a float).
+    n_windows : int
+        Gated windows kept per channel (the newest).
+    min_windows : int
+        Gated windows needed before a set point is given.
+    statistic : SetPointStatistic or str
+        ``median`` (default) or ``p25``.
+    gate : WindowGate or None
+        Called once per window with its device time span in seconds; False keeps it out.
+
+    Notes
+    -----
+    Windows are complete, independent measurements, so a gap in the stream does not clear the
+    history (unlike filter state); :meth:`reset` does.
+    """
+
+    def __init__(
+        self,
+        noise_floor_uv: float | npt.ArrayLike,
+        n_windows: int = DEFAULT_N_WINDOWS,
+        min_windows: int = DEFAULT_MIN_WINDOWS,
+        statistic: SetPointStatistic | str = SetPointStatistic.MEDIAN,
+        gate: WindowGate | None = None,
+    ) -> None:
+        noise = np.atleast_1d(np.asarray(noise_floor_uv, dtype=np.float64))
+        if noise.ndim != 1 or not (np.isfinite(noise).all() and (noise >= 0).all()):
+            raise ValueError(f"noise_floor_uv must be >= 0 uV, a number or one per channel, got {noise_floor_uv!r}")
+        if not 1 <= min_windows <= n_windows:
+            raise ValueError(
+                f"need 1 <= min_windows <= n_windows, got min_windows={min_windows}, n_windows={n_windows}"
+            )
+        try:
+            self.statistic = SetPointStatistic(statistic)
+        except ValueError:
+            allowed = ", ".join(s.value for s in SetPointStatistic)
+            raise ValueError(f"statistic must be one of {allowed}, got {statistic!r}") from None
+        self.noise_floor_uv = noise
+        self.n_windows = n_windows
+        self.min_windows = min_windows
+        self.gate = gate
+        self._windows: list[deque[float]] = []
+
+    def reset(self) -> None:
+        """Forget every window."""
+        self._windows = []
+
+    def process(self, rms_1s: Block, gate_mask: npt.ArrayLike | None = None) -> Block:
+        """Add 1 s windows; return the set point after each.
+
+        Parameters
+        ----------
+        rms_1s : Block
+            Band-passed (not yet corrected) 1 s RMS in uV, shape (n_channels, n_windows), from a
+            :class:`~biofeed.dsp.envelope.MovingRms` with ``window_s = hop_s = 1``: window ``k``
+            covers device samples ``[k*h - h, k*h)``.
+        gate_mask : array_like of bool, shape (n_windows,) or (n_channels, n_windows), optional
+            False keeps a window out (motion, posture, artifact, a trial in progress).
+
+        Returns
+        -------
+        Block
+            Set point in uV (noise-corrected), shape (n_channels, n_windows), NaN while fewer than
+            ``min_windows`` gated windows are held; same stream and indices as ``rms_1s``.
+        """
+        values = rms_1s.data
+        n_channels, n = values.shape
+        self._ensure_channels(n_channels)
+        usable = np.ones((n_channels, n), dtype=bool)
+        if gate_mask is not None:
+            usable &= np.broadcast_to(np.asarray(gate_mask, dtype=bool), (n_channels, n))
+        usable &= np.isfinite(values)
+        corrected = correct_for_noise(values, self._noise(n_channels)[:, None])
+        set_points = np.full((n_channels, n), np.nan)
+        hop_s = 1.0 / rms_1s.info.sample_rate_hz
+        for j in range(n):
+            if self.gate is not None:
+                end_s = (rms_1s.first_index + j) * hop_s
+                usable[:, j] &= self.gate(end_s - hop_s, end_s)
+            for c in range(n_channels):
+                if usable[c, j]:
+                    self._windows[c].append(float(corrected[c, j]))
+                set_points[c, j] = self._statistic(c)
+        return Block(rms_1s.info, set_points, rms_1s.first_index, rms_1s.gap_before, rms_1s.received_at)
+
+    def add_window(self, channel_index: int, corrected_uv: float) -> None:
+        """Add one gated, already noise-corrected window to one channel."""
+        self._ensure_channels(channel_index + 1)
+        self._windows[channel_index].append(float(corrected_uv))
+
+    def windows_uv(self, channel_index: int) -> npt.NDArray[np.float64]:
+        """The gated, noise-corrected windows held for a channel, oldest first, in uV."""
+        if channel_index >= len(self._windows):
+            return np.zeros(0)
+        return np.asarray(self._windows[channel_index], dtype=np.float64)
+
+    def set_point_uv(self, channel_index: int) -> float:
+        """Current set point of a channel in uV; NaN with fewer than ``min_windows`` windows."""
+        if channel_index >= len(self._windows):
+            return math.nan
+        return self._statistic(channel_index)
+
+    def _statistic(self, channel_index: int) -> float:
+        held = self._windows[channel_index]
+        if len(held) < self.min_windows:
+            return math.nan
+        q = 50.0 if self.statistic is SetPointStatistic.MEDIAN else 25.0
+        return float(np.percentile(np.fromiter(held, dtype=np.float64, count=len(held)), q))
+
+    def _ensure_channels(self, n_channels: int) -> None:
+        while len(self._windows) < n_channels:
+            self._windows.append(deque(maxlen=self.n_windows))
+
+    def _noise(self, n_channels: int) -> npt.NDArray[np.float64]:
+        if self.noise_floor_uv.size == 1:
+            return np.full(n_channels, self.noise_floor_uv[0])
+        if self.noise_floor_uv.size != n_channels:
+            raise ValueError(f"noise_floor_uv has {self.noise_floor_uv.size} values for {n_channels} channels")
+        return self.noise_floor_uv
