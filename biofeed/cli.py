@@ -77,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="one JSON object (docs/info-json.md)")
     info.set_defaults(handler=_info)
 
+    analyze = sub.add_parser("analyze", help="resting tension, contractions and pandiculation verdicts")
+    analyze.add_argument("path", type=Path, help="a biofeed recording folder, an EDF/BDF file or a CSV file")
+    analyze.add_argument("--json", action="store_true", help="one JSON object (docs/analysis-json.md)")
+    analyze.add_argument("--fs", type=_positive, default=None, metavar="HZ", help="CSV without a time_s column")
+    analyze.add_argument("--unit", choices=("uV", "mV", "V"), default=None, help="CSV sample unit (default uV)")
+    analyze.add_argument("--channels", nargs="+", default=None, metavar="NAME", help="only these channels")
+    analyze.set_defaults(handler=_analyze)
+
     demo = sub.add_parser("demo", help="the simulator through a pseudo-terminal into a recording")
     demo.add_argument("--scenario", default="pandiculation", help=_SCENARIO_HELP)
     demo.add_argument("--seed", type=int, default=0)
@@ -150,13 +158,14 @@ def _record(args: argparse.Namespace) -> int:
 
 
 def _acquire(source: Source, url: str, out: Path, duration_s: float | None, client: str | None) -> int:
+    from biofeed.pipeline import Pipeline
     from biofeed.record.writer import RecordingWriter
     from biofeed.runner import Acquisition
     from biofeed.status_line import format_summary, write_status
 
     interactive = sys.stderr.isatty()
     with RecordingWriter(out, source_url=url, client=client) as recorder:
-        acquisition = Acquisition(source, recorder=recorder, duration_s=duration_s)
+        acquisition = Acquisition(source, recorder=recorder, duration_s=duration_s, pipeline=Pipeline())
         acquisition.start()
         try:
             while not acquisition.join(_STATUS_INTERVAL_S):
@@ -181,6 +190,14 @@ def _info(args: argparse.Namespace) -> int:
 
     summary = summarize_recording(args.path)
     print(json.dumps(summary.to_json(), indent=2) if args.json else summary.to_text())
+    return EXIT_OK
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from biofeed.analysis import analyze_path, format_analysis
+
+    result = analyze_path(args.path, fs_hz=args.fs, unit=args.unit, channels=args.channels)
+    print(json.dumps(result, indent=2, allow_nan=False) if args.json else format_analysis(result))
     return EXIT_OK
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from biofeed.blocks import Block, DeviceInfo, DeviceStatus, Marker
 from biofeed.errors import BiofeedError, ProtocolVersionError, RecordingError
+from biofeed.pipeline import Pipeline
 from biofeed.protocol.decoder import Decoder, DecoderStats
 from biofeed.protocol.packets import PROTOCOL_VERSION
 from biofeed.record.writer import RecordingWriter
@@ -81,6 +82,9 @@ class Acquisition:
         Get every decoded item, in order.
     duration_s : float or None
         Stop once every stream holds this many device seconds (None: run until stopped).
+    pipeline : Pipeline or None
+        Gets every decoded item; its events go to the recording's ``events.jsonl``. A pipeline that
+        raises is detached like a sink: the recording goes on.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class Acquisition:
         recorder: RecordingWriter | None = None,
         sinks: Sequence[Sink] = (),
         duration_s: float | None = None,
+        pipeline: Pipeline | None = None,
     ) -> None:
         if duration_s is not None and not duration_s > 0:
             raise ValueError(f"duration_s must be positive, got {duration_s}")
@@ -97,6 +102,7 @@ class Acquisition:
         self.recorder = recorder
         self.duration_s = duration_s
         self._sinks = list(sinks)
+        self.pipeline = pipeline
         self._decoder = Decoder()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -176,6 +182,8 @@ class Acquisition:
             self._note_error(exc)
         finally:
             self.source.close()
+            if self.pipeline is not None:
+                self._run_pipeline(self.pipeline.finish)
             for sink in self._sinks:
                 self._guard(sink, sink.close)
         self._result = AcquisitionResult(
@@ -229,7 +237,22 @@ class Acquisition:
         for item in items:
             self._route(item)
 
+    def _run_pipeline(self, step: Callable[[], list[dict[str, Any]]]) -> None:
+        try:
+            events = step()
+        except Exception:
+            log.exception("the analysis pipeline failed and was detached; recording goes on")
+            self.pipeline = None
+            self._detached.append("Pipeline")
+            events = [{"type": "sink_detached", "sink": "Pipeline"}]
+        if self.recorder is not None:
+            for event in events:
+                self.recorder.append_event(event)
+
     def _route(self, item: Item) -> None:
+        pipeline = self.pipeline
+        if pipeline is not None:
+            self._run_pipeline(lambda: pipeline.process(item))
         if self.recorder is not None:
             if isinstance(item, DeviceInfo):
                 self.recorder.set_device_info(item)

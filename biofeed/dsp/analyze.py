@@ -262,7 +262,7 @@ class EmgAnalyzer:
                 fault = self._fault_between(
                     event.channel_index, contraction.onset_index, contraction.end_index, _CONTACT_FAULTS
                 )
-                self.trials.start(contraction, channel.pre_rest_uv, fault)
+                update.trials.extend(self.trials.start(contraction, channel.pre_rest_uv, fault))
             channel.open_onset = None
 
     def _fault_between(self, c: int, start: int, end: int, kinds: frozenset[FaultKind] = _ALL_FAULTS) -> str:

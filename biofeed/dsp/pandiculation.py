@@ -32,7 +32,7 @@ many trials came before it or how the stream was cut.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -97,6 +97,12 @@ class TrialCriteria:
         Ratio earning no and full depth credit (no first).
     persistence_range : tuple of float
         Persistence ratio earning no and full credit (no first).
+    rebrace_s : float
+        A contraction that starts within this time after a trial's contraction ended, and stays
+        weaker than its peak, is re-bracing: a re-burst of that trial's release (counted in its
+        ``rebursts``, the contraction's end moved to its end), not a trial of its own. 3 s is the release
+        duration the score credits fully (``release_s``), so a re-brace inside the span the score
+        judges belongs to that release. A stronger or later contraction is a new trial.
     """
 
     absolute_rest_uv: float = 2.0
@@ -117,6 +123,7 @@ class TrialCriteria:
     monotonic_range: tuple[float, float] = (0.5, 0.8)
     ratio_range: tuple[float, float] = (1.0, 0.7)
     persistence_range: tuple[float, float] = (1.0, 0.9)
+    rebrace_s: float = 3.0
 
     def __post_init__(self) -> None:
         for name in ("post_rest_s", "persistence_s", "reference_range", "release_s", "monotonic_range"):
@@ -388,6 +395,7 @@ class _Pending:
     n_refused_post: int = 0
     reported_post: bool = False
     closed_by: str = ""
+    interrupted: bool = False  # a later contraction began within rebrace_s: re-brace or new trial?
 
 
 class PandiculationTracker:
@@ -427,8 +435,10 @@ class PandiculationTracker:
         self.seed = seed
         self._pending: list[_Pending] = []
 
-    def start(self, contraction: Contraction, pre_rest_windows_uv: npt.ArrayLike, fault: str = "") -> None:
-        """Open a trial for a finished contraction.
+    def start(
+        self, contraction: Contraction, pre_rest_windows_uv: npt.ArrayLike, fault: str = ""
+    ) -> list[PandiculationTrial]:
+        """Open a trial for a finished contraction, or add it to the trial it re-braces.
 
         Parameters
         ----------
@@ -438,9 +448,48 @@ class PandiculationTracker:
             Gated, noise-corrected 1 s windows before the onset (the set point's windows).
         fault : str
             Non-empty when a signal fault overlapped the contraction: the trial is rejected with it.
+
+        Returns
+        -------
+        list of PandiculationTrial
+            The earlier trial of the channel, final, when this contraction interrupted its rest
+            and is a trial of its own (see :attr:`TrialCriteria.rebrace_s`).
         """
+        # Every window before this onset has been given already, so the channel's earlier trials can
+        # be settled now: the latest absorbs a weaker re-brace, the others close.
+        out: list[PandiculationTrial] = []
+        earlier_trials = sorted(
+            (
+                p
+                for p in self._pending
+                if p.contraction.channel_index == contraction.channel_index
+                and p.contraction.end_index <= contraction.onset_index
+            ),
+            key=lambda p: p.contraction.end_index,
+            reverse=True,
+        )
+        for k, pending in enumerate(earlier_trials):
+            earlier = pending.contraction
+            gap_s = (contraction.onset_index - earlier.end_index) / contraction.sample_rate_hz
+            if k == 0 and gap_s <= self.criteria.rebrace_s and contraction.peak_uv < earlier.peak_uv:
+                # The release keeps its measured 90 % -> 10 % span (an abrupt release stays abrupt);
+                # the re-brace adds re-bursts and moves the contraction's end.
+                pending.contraction = replace(
+                    earlier,
+                    offset_index=max(earlier.offset_index, contraction.end_index),
+                    rebursts=earlier.rebursts + 1 + contraction.rebursts,
+                )
+                pending.interrupted = False
+                pending.fault = ", ".join(sorted({f for f in (pending.fault, fault) if f}))
+            else:
+                pending.closed_by = "a later contraction"
+                out.append(self._trial(pending, final=True))
+        self._pending = [p for p in self._pending if not p.closed_by]
+        if earlier_trials and not earlier_trials[0].closed_by:
+            return out
         pre = np.asarray(pre_rest_windows_uv, dtype=np.float64)
         self._pending.append(_Pending(contraction, pre.copy(), fault))
+        return out
 
     def add_window(self, window: RestWindow) -> list[PandiculationTrial]:
         """Give one 1 s window to the open trials of its channel; return trials it completes or updates."""
@@ -455,7 +504,14 @@ class PandiculationTracker:
             fs = contraction.sample_rate_hz
             since_s = (window.start_index - contraction.release_end_index) / fs
             until_s = (window.end_index - contraction.release_end_index) / fs
+            if pending.interrupted:
+                still_open.append(pending)  # decided by start() once the interrupting contraction ends
+                continue
             if not window.rest and window.start_index >= contraction.end_index:
+                if (window.start_index - contraction.end_index) / fs < c.rebrace_s:
+                    pending.interrupted = True
+                    still_open.append(pending)
+                    continue
                 pending.closed_by = "a later contraction"
                 out.append(self._trial(pending, final=True))
                 continue

@@ -218,6 +218,9 @@ class DecoderStats:
         counted in :attr:`corrupt`).
     no_info : int
         Packets of a stream no INFO had described yet (skipped; the raw frames stay in a recording).
+    joined_mid_frame : int
+        1 when the first frame seen did not decode: the tail of a frame the receiver joined in the
+        middle (a port opened while the device was sending), not damage (PROTOCOL.md section 1).
     resets : int
         Device counter resets detected.
     duplicates : int
@@ -235,6 +238,7 @@ class DecoderStats:
     refused_version: tuple[int, int] | None = None
     lost_packets: int = 0
     no_info: int = 0
+    joined_mid_frame: int = 0
     resets: int = 0
     duplicates: int = 0
     streams: dict[str, StreamStats] = field(default_factory=dict)
@@ -398,6 +402,8 @@ class Decoder:
                 version = cobs.decode(frame)[0]
                 stats.refused_major += 1
                 stats.refused_version = (version >> 4, version & 0x0F)
+            elif stats.frames == 1:
+                stats.joined_mid_frame = 1
             else:
                 stats.corrupt[exc.reason] += 1
             return

@@ -6,7 +6,7 @@ acquisition uses, so the counts (corrupt frames, lost packets, gaps) are the one
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,8 @@ class RecordingSummary:
         Packets missing from jumps of the device's sequence number.
     duplicates : int
         Sample blocks dropped as duplicate or late.
+    joined_mid_frame : int
+        1 when the first frame was the tail of a frame the receiver joined in the middle.
     no_info : int
         Packets that arrived before an INFO described their stream.
     unknown_type : int
@@ -118,6 +120,8 @@ class RecordingSummary:
         MARKER packets from the device (button presses).
     events : int
         Events in ``events.jsonl``.
+    reconnects : int
+        Times the link came back after it was lost (``link`` events in ``events.jsonl``).
     start_time : str or None
         When the recording started, ISO 8601 UTC.
     streams : tuple of StreamSummary
@@ -130,6 +134,7 @@ class RecordingSummary:
     corrupt_by_reason: Mapping[str, int]
     lost_packets: int
     duplicates: int
+    joined_mid_frame: int
     no_info: int
     unknown_type: int
     resets: int
@@ -138,6 +143,7 @@ class RecordingSummary:
     skipped_bytes: int
     markers: int
     events: int
+    reconnects: int
     start_time: str | None
     streams: tuple[StreamSummary, ...]
 
@@ -151,6 +157,7 @@ class RecordingSummary:
             "lost_packets": self.lost_packets,
             "duplicates": self.duplicates,
             "no_info": self.no_info,
+            "joined_mid_frame": self.joined_mid_frame,
             "unknown_type": self.unknown_type,
             "resets": self.resets,
             "refused_major": self.refused_major,
@@ -158,6 +165,7 @@ class RecordingSummary:
             "skipped_bytes": self.skipped_bytes,
             "markers": self.markers,
             "events": self.events,
+            "reconnects": self.reconnects,
             "start_time": self.start_time,
             "streams": [s.to_json() for s in self.streams],
         }
@@ -197,13 +205,31 @@ class RecordingSummary:
         lines.append(f"corrupt     {self.corrupt_frames} frames" + (f" ({reasons})" if reasons else ""))
         lines.append(
             f"link        {self.lost_packets} packets lost, {self.duplicates} duplicates, {self.resets} resets, "
-            f"{self.no_info} before INFO, {self.unknown_type} of unknown type, "
+            f"{self.no_info} before INFO, {self.joined_mid_frame} joined mid-frame, "
+            f"{self.unknown_type} of unknown type, "
             f"{self.refused_major} of another protocol major version"
         )
         lines.append(f"file        {self.torn_tail_bytes} bytes torn tail, {self.skipped_bytes} bytes skipped")
         lines.append(f"markers     {self.markers}")
         lines.append(f"events      {self.events}")
+        lines.append(f"reconnects  {self.reconnects}")
         return "\n".join(lines)
+
+
+def _count_events(events: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+    """Events, and reconnects: ``link`` events ``connected`` that follow a ``lost`` one."""
+    n_events = n_reconnects = 0
+    lost = False
+    for event in events:
+        n_events += 1
+        if event.get("type") == "link":
+            state = event.get("state")
+            if state == "lost":
+                lost = True
+            elif state == "connected" and lost:
+                n_reconnects += 1
+                lost = False
+    return n_events, n_reconnects
 
 
 def summarize_recording(path: Path | str) -> RecordingSummary:
@@ -225,7 +251,7 @@ def summarize_recording(path: Path | str) -> RecordingSummary:
     for record in recording.frames():
         for item in decoder.decode_frame(record.frame, record.received_at):
             n_markers += isinstance(item, Marker)
-    n_events = sum(1 for _ in recording.events())
+    n_events, n_reconnects = _count_events(recording.events())
     stats = decoder.stats
     device = recording.meta.get("device")
     if device is None and decoder.device_info is not None:
@@ -239,6 +265,7 @@ def summarize_recording(path: Path | str) -> RecordingSummary:
         lost_packets=stats.lost_packets,
         duplicates=stats.duplicates,
         no_info=stats.no_info,
+        joined_mid_frame=stats.joined_mid_frame,
         unknown_type=stats.unknown_type,
         resets=stats.resets,
         refused_major=stats.refused_major,
@@ -246,6 +273,7 @@ def summarize_recording(path: Path | str) -> RecordingSummary:
         skipped_bytes=recording.skipped_bytes,
         markers=n_markers,
         events=n_events,
+        reconnects=n_reconnects,
         start_time=created if isinstance(created, str) else None,
         streams=tuple(StreamSummary.from_stats(s) for s in stats.streams.values()),
     )

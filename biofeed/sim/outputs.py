@@ -16,9 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from biofeed.errors import CorruptPacketError
-from biofeed.protocol.decoder import FrameSplitter
-from biofeed.protocol.packets import InfoPayload, PacketType, decode_frame
 from biofeed.record.writer import RecordingWriter
 from biofeed.sim.device import SimulatedDevice
 from biofeed.sim.pacing import paced_chunks
@@ -143,11 +140,11 @@ def open_pty() -> tuple[int, str]:
 
 
 def write_recording(device: SimulatedDevice, out_dir: Path | str) -> Path:
-    """Write the whole run as a recording folder, as ``biofeed record`` of the device would.
+    """Write the whole run as a recording folder, exactly as ``biofeed record`` of the device would.
 
-    Frames are split from the byte stream with the decoder's :class:`FrameSplitter` and stamped
-    ``received_at = start + host_time_of(departure time)``, with ``start`` the host time now; the
-    first INFO becomes the recording's device description. Runs as fast as possible.
+    The device runs as fast as possible through :class:`~biofeed.sources.sim.SimSource` (which
+    stamps each chunk with the host time it would have arrived at, clock error included) and the
+    same acquisition loop and analysis pipeline as ``biofeed record``.
 
     Parameters
     ----------
@@ -166,36 +163,18 @@ def write_recording(device: SimulatedDevice, out_dir: Path | str) -> Path:
     RecordingError
         The folder exists and is not empty, or cannot be written.
     """
+    from biofeed.pipeline import BATCH_COALESCE_S, Pipeline
+    from biofeed.runner import Acquisition
+    from biofeed.sources.sim import SimSource
+
     path = Path(out_dir)
-    start_s = time.time()
-    splitter = FrameSplitter()
-    described = False
-    step_index = 0
     with RecordingWriter(path, source_url=device.url) as writer:
-        while not device.finished:
-            # One second at a time keeps memory bounded however long the run.
-            step_index += 1
-            for emitted in device.timed_frames_until(step_index * _FAST_STEP_S):
-                received_at = start_s + device.host_time_of(emitted.device_time_s)
-                for frame in splitter.feed(emitted.data):
-                    writer.append_frame(frame, received_at)
-                    if not described:
-                        described = _describe(writer, frame)
-        writer.close()
+        result = Acquisition(
+            SimSource(device, speed=0.0), recorder=writer, pipeline=Pipeline(coalesce_s=BATCH_COALESCE_S)
+        ).run()
+        if result.error is not None:
+            raise result.error
     return path
-
-
-def _describe(writer: RecordingWriter, frame: bytes) -> bool:
-    """Hand the writer the device described by ``frame`` if it is an INFO; True if it was."""
-    try:
-        packet = decode_frame(frame)
-        if packet.type != PacketType.INFO:
-            return False
-        info = InfoPayload.from_payload(packet.payload).to_device_info(packet.version)
-    except CorruptPacketError:
-        return False
-    writer.set_device_info(info)
-    return True
 
 
 def write_truth(device: SimulatedDevice, path: Path | str) -> Path:

@@ -154,7 +154,7 @@ def blocks_of(items: Sequence[Item], name: str) -> list[Block]:
 
 
 def check_identity(stats: DecoderStats) -> None:
-    assert stats.frames == stats.packets + stats.corrupt_frames + stats.refused_major
+    assert stats.frames == stats.packets + stats.corrupt_frames + stats.refused_major + stats.joined_mid_frame
 
 
 SESSION = ReferenceDevice(seed=1).session(240)
@@ -266,7 +266,8 @@ def test_well_framed_packets_with_any_fields_never_raise(start_with_info: bool, 
         items = decoder.feed(encode_frame(packet))
         assert len(items) <= 1
     check_identity(decoder.stats)
-    assert decoder.stats.packets + decoder.stats.refused_major + decoder.stats.corrupt_frames == decoder.stats.frames
+    stats = decoder.stats
+    assert stats.packets + stats.refused_major + stats.corrupt_frames + stats.joined_mid_frame == stats.frames
 
 
 # --- a valid stream ------------------------------------------------------------------------------
@@ -357,7 +358,8 @@ def test_decode_frame_matches_feed() -> None:
 def test_only_damaged_frames_are_lost(data: st.DataObject) -> None:
     n = len(SESSION)
     damage = data.draw(
-        st.dictionaries(st.integers(0, n - 1), st.sampled_from(["flip", "prefix", "delimited"]), max_size=12)
+        # Not the first frame: an undecodable first frame counts as joined_mid_frame (its own test).
+        st.dictionaries(st.integers(1, n - 1), st.sampled_from(["flip", "prefix", "delimited"]), max_size=12)
     )
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     damaged_stream = []
@@ -596,8 +598,8 @@ def test_oversize_garbage_runs_are_bounded() -> None:
 
 
 def test_a_frame_over_the_protocol_limit_is_oversize() -> None:
-    items, stats = decode_all(b"\x01" * 3000 + b"\x00")
-    assert items == []
+    items, stats = decode_all(SESSION[0] + b"\x01" * 3000 + b"\x00")
+    assert len(items) == 1  # the INFO before it
     assert stats.corrupt["oversize"] == 1
 
 
@@ -621,3 +623,16 @@ def test_int16_imu_scaling_per_channel() -> None:
     np.testing.assert_array_equal(block.data[:3], _scaled(counts[:3], ACC_SCALE_G))
     np.testing.assert_array_equal(block.data[3:], _scaled(counts[3:], GYRO_SCALE_DPS))
     assert block.info.channels[3].unit == "deg/s"
+
+
+def test_the_tail_of_a_frame_joined_mid_way_is_not_damage():
+    stream = STREAM
+    cut = stream.index(b"\x00", 1) + 5  # land inside the second frame, as a port opened mid-send would
+    decoder = Decoder()
+    decoder.feed(stream[cut:])
+    assert decoder.stats.joined_mid_frame == 1
+    assert decoder.stats.corrupt_frames == 0
+    again = Decoder()
+    again.feed(stream[cut : cut + 3] + b"\x00" + stream)  # a damaged frame later on is damage
+    again.feed(b"\x01\x02\x00")
+    assert again.stats.joined_mid_frame == 1 and again.stats.corrupt_frames == 1

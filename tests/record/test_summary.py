@@ -26,10 +26,12 @@ _INFO_KEYS = {
     "unknown_type",
     "resets",
     "refused_major",
+    "joined_mid_frame",
     "torn_tail_bytes",
     "skipped_bytes",
     "markers",
     "events",
+    "reconnects",
     "start_time",
     "streams",
 }
@@ -84,7 +86,7 @@ def test_summary_counts_streams_gaps_and_damage(tmp_path: Path) -> None:
     assert sum(summary.corrupt_by_reason.values()) == 1
     assert summary.lost_packets == 1
     assert (summary.duplicates, summary.no_info, summary.unknown_type, summary.resets) == (0, 0, 0, 0)
-    assert (summary.markers, summary.events) == (1, 2)
+    assert (summary.markers, summary.events, summary.reconnects) == (1, 2, 0)
     assert (summary.torn_tail_bytes, summary.skipped_bytes) == (0, 0)
     assert summary.device == device_info_to_json(INFO.to_device_info())
     assert summary.start_time is not None and summary.start_time.endswith("Z")
@@ -97,6 +99,20 @@ def test_to_json_has_exactly_the_documented_keys_and_is_strict_json(tmp_path: Pa
     assert all(set(s) == _STREAM_KEYS for s in info["streams"])
     assert info["path"] == str(path)
     assert json.loads(json.dumps(info, allow_nan=False)) == info
+
+
+def test_reconnects_count_connected_link_events_that_follow_a_lost_one(tmp_path: Path) -> None:
+    path = tmp_path / "rec"
+    states = ["connected", "lost", "reconnecting", "reconnecting", "connected", "connected", "lost", "connected"]
+    with RecordingWriter(path, source_url="ble://dev") as writer:
+        for attempt, state in enumerate(states):
+            writer.append_event({"type": "link", "state": state, "detail": "", "attempt": attempt, "host_time": 1.0})
+        writer.append_event({"type": "gap", "state": "connected"})  # not a link event
+    summary = summarize_recording(path)
+    assert summary.reconnects == 2
+    assert summary.events == len(states) + 1
+    assert summary.to_json()["reconnects"] == 2
+    assert "reconnects  2" in summary.to_text()
 
 
 def test_device_comes_from_the_frames_when_recording_json_has_none(tmp_path: Path) -> None:

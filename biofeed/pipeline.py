@@ -1,0 +1,337 @@
+"""Per-stream processing between the decoder and the sinks: the one place gaps are handled.
+
+Each EMG stream gets an :class:`~biofeed.dsp.analyze.EmgAnalyzer`. Its noise floor is fixed before
+the first sample is analysed, by the rule of :func:`~biofeed.dsp.analyze.estimate_noise_floor`
+applied to the stream's first ``floor_window_s`` device seconds (or given from a board profile or
+calibration); those blocks are held and then analysed like every later one. The pipeline sees only
+decoded blocks, so running a recording's frames through it again (``biofeed analyze``) gives exactly
+the events it gave live.
+
+Indices: the analyzers count samples from the stream's first sample in the recording; every event
+carries the device ``sample_index`` and ``time_s`` in seconds from that first sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from biofeed.blocks import Block, DeviceInfo, DeviceStatus, Marker, StreamInfo
+from biofeed.dsp.analyze import AnalyzerUpdate, EmgAnalyzer, estimate_noise_floor
+
+__all__ = [
+    "ANALYSIS_JSON_VERSION",
+    "BATCH_COALESCE_S",
+    "DEFAULT_FLOOR_WINDOW_S",
+    "BlockCoalescer",
+    "EmgStreamPipeline",
+    "Pipeline",
+]
+
+ANALYSIS_JSON_VERSION = 1
+DEFAULT_FLOOR_WINDOW_S = 10.0
+"""Device seconds of a stream's start used to fix its noise floor when no floor is given."""
+BATCH_COALESCE_S = 1.0
+"""Block span for batch runs (analysis of a recording, simulation as fast as possible)."""
+
+Item = Block | DeviceInfo | Marker | DeviceStatus
+Event = dict[str, Any]
+
+
+@dataclass
+class _FloorWindow:
+    """Blocks held until the noise floor is fixed."""
+
+    blocks: list[Block] = field(default_factory=list)
+    n_samples: int = 0
+
+
+class EmgStreamPipeline:
+    """The sEMG chain of one stream, with its noise floor fixed from the stream's start.
+
+    Parameters
+    ----------
+    info : StreamInfo
+        The EMG stream.
+    origin_index : int
+        Device sample index of the stream's first sample in this recording (time zero).
+    noise_floor_uv : float or array_like, optional
+        Known floor per channel (board profile, calibration); else estimated from the start.
+    floor_window_s : float
+        Device seconds held to estimate the floor when it is not given.
+    analyzer_options : mapping, optional
+        Keyword options of :class:`~biofeed.dsp.analyze.EmgAnalyzer` (band, mains, ecg ...).
+    """
+
+    def __init__(
+        self,
+        info: StreamInfo,
+        origin_index: int,
+        *,
+        noise_floor_uv: float | npt.ArrayLike | None = None,
+        floor_window_s: float = DEFAULT_FLOOR_WINDOW_S,
+        analyzer_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not floor_window_s > 0:
+            raise ValueError(f"floor_window_s must be positive, got {floor_window_s}")
+        self.info = info
+        self.origin_index = origin_index
+        self._options = dict(analyzer_options or {})
+        self._given_floor = noise_floor_uv
+        self._floor_samples = math.ceil(floor_window_s * info.sample_rate_hz)
+        self._held: _FloorWindow | None = _FloorWindow()
+        self._analyzer: EmgAnalyzer | None = None
+        self._floor_source = ""
+        self._trials: list[Event] = []
+
+    @property
+    def analyzer(self) -> EmgAnalyzer | None:
+        """The analyzer, once the noise floor is fixed."""
+        return self._analyzer
+
+    def process(self, block: Block) -> list[Event]:
+        """Take one decoded block of this stream; return the events it settles."""
+        relative = Block(
+            self.info,
+            block.data,
+            block.first_index - self.origin_index,
+            block.gap_before,
+            block.received_at,
+        )
+        if self._held is None:
+            return self._events(self._require_analyzer().process(relative))
+        self._held.blocks.append(relative)
+        self._held.n_samples += relative.n_samples
+        if self._given_floor is None and self._held.n_samples < self._floor_samples:
+            return []
+        return self._start()
+
+    def finish(self) -> list[Event]:
+        """End of data: analyse what is held, close faults and trials."""
+        events = self._start() if self._held is not None and self._held.blocks else []
+        if self._analyzer is not None:
+            events += self._events(self._analyzer.finish())
+        return events
+
+    def channel_results(self) -> list[dict[str, Any]]:
+        """Per channel, the ``analyze --json`` object (docs/analysis-json.md)."""
+        results = []
+        for c, channel in enumerate(self.info.channels):
+            analyzer = self._analyzer
+            set_point = analyzer.set_point_uv(c) if analyzer is not None else math.nan
+            results.append(
+                {
+                    "name": channel.name,
+                    "stream": self.info.name,
+                    "fs_hz": self.info.sample_rate_hz,
+                    "noise_floor_uv": analyzer.noise_floor(c) if analyzer is not None else None,
+                    "noise_floor_source": self._floor_source or None,
+                    "set_point_uv": set_point if math.isfinite(set_point) else None,
+                    "contractions": [_contraction_json(t) for t in self._trials if t["channel"] == channel.name],
+                }
+            )
+        return results
+
+    def _require_analyzer(self) -> EmgAnalyzer:
+        if self._analyzer is None:
+            raise RuntimeError("the analyzer starts once the noise floor is fixed")
+        return self._analyzer
+
+    def _start(self) -> list[Event]:
+        held, self._held = self._held, None
+        if held is None:
+            return []
+        if self._given_floor is not None:
+            floor, source = estimate_noise_floor(held.blocks[0], self._given_floor)
+        else:
+            window = Block(self.info, np.concatenate([b.data for b in held.blocks], axis=1), held.blocks[0].first_index)
+            floor, source = estimate_noise_floor(window, options=self._options)
+        self._floor_source = source
+        self._analyzer = EmgAnalyzer(self.info.sample_rate_hz, floor, **self._options)
+        events = [
+            self._event(
+                "noise_floor",
+                c,
+                held.blocks[0].first_index,
+                noise_floor_uv=self._analyzer.noise_floor(c),
+                source=source,
+            )
+            for c in range(self.info.n_channels)
+        ]
+        events += [self._event("warning", None, held.blocks[0].first_index, text=w) for w in self._analyzer.warnings]
+        for block in held.blocks:
+            events += self._events(self._analyzer.process(block))
+        return events
+
+    def _event(self, kind: str, channel_index: int | None, relative_index: int, **fields: Any) -> Event:
+        return {
+            "type": kind,
+            "stream": self.info.name,
+            "channel": self.info.channels[channel_index].name if channel_index is not None else None,
+            "sample_index": self.origin_index + relative_index,
+            "time_s": relative_index / self.info.sample_rate_hz,
+            **fields,
+        }
+
+    def _events(self, update: AnalyzerUpdate) -> list[Event]:
+        fs = self.info.sample_rate_hz
+        events = []
+        for phase in update.events:
+            events.append(self._event("phase", phase.channel_index, phase.sample_index, phase=phase.phase.value))
+        for fault in update.faults:
+            details = {k: v for k, v in fault.to_json().items() if k != "channel_index"}
+            events.append(self._event("signal_fault", fault.channel_index, fault.start_index, **details))
+        for mains in update.mains:
+            events.append(self._event("mains", None, round(mains.time_s * fs), **mains.to_json()))
+        for ecg in update.ecg:
+            details = {k: v for k, v in ecg.to_json().items() if k != "channel_index"}
+            events.append(self._event("ecg", ecg.channel_index, round(ecg.time_s * fs), **details))
+        for trial in update.trials:
+            if trial.final:
+                contraction = trial.contraction
+                details = {k: v for k, v in trial.to_json().items() if k != "channel_index"}
+                event = self._event("trial", contraction.channel_index, contraction.onset_index, **details)
+                self._trials.append(event)
+                events.append(event)
+        return events
+
+
+def _contraction_json(trial_event: Event) -> dict[str, Any]:
+    """A ``trial`` event without its event envelope: the contraction object of ``analyze --json``."""
+    envelope = ("type", "stream", "channel", "sample_index", "time_s")
+    return {k: v for k, v in trial_event.items() if k not in envelope}
+
+
+class BlockCoalescer:
+    """Merges contiguous blocks of a stream into blocks of at least ``span_s`` device seconds.
+
+    The DSP stages are chunk-invariant, so merging changes no result; it spares the per-block
+    overhead of the 10 ms packets a device sends when nobody waits for each one (analysis of a
+    recording, a simulation written as fast as possible). Blocks are never merged across a gap or
+    a change of stream description.
+
+    Parameters
+    ----------
+    span_s : float
+        Device seconds per merged block (at least; the last one of a stream may be shorter).
+    """
+
+    def __init__(self, span_s: float) -> None:
+        if not span_s > 0:
+            raise ValueError(f"span_s must be positive, got {span_s}")
+        self.span_s = span_s
+        self._held: dict[str, list[Block]] = {}
+
+    def add(self, block: Block) -> list[Block]:
+        """Take one block; return the merged blocks it completes."""
+        out: list[Block] = []
+        held = self._held.get(block.info.name)
+        if held and (block.gap_before or block.info != held[0].info or block.first_index != held[-1].end_index):
+            out.append(_merged(held))
+            held = None
+        if not held:
+            held = self._held[block.info.name] = []
+        held.append(block)
+        if sum(b.n_samples for b in held) >= self.span_s * block.info.sample_rate_hz:
+            out.append(_merged(held))
+            del self._held[block.info.name]
+        return out
+
+    def flush(self) -> list[Block]:
+        """Every block still held, merged per stream."""
+        out = [_merged(held) for held in self._held.values() if held]
+        self._held = {}
+        return out
+
+
+def _merged(blocks: list[Block]) -> Block:
+    if len(blocks) == 1:
+        return blocks[0]
+    first = blocks[0]
+    data = np.concatenate([b.data for b in blocks], axis=1)
+    data.flags.writeable = False
+    return Block(first.info, data, first.first_index, first.gap_before, first.received_at)
+
+
+class Pipeline:
+    """Routes decoded items to one :class:`EmgStreamPipeline` per EMG stream.
+
+    Parameters
+    ----------
+    noise_floor_uv : mapping of str to float or array_like, optional
+        Known floors by stream name.
+    floor_window_s : float
+        See :class:`EmgStreamPipeline`.
+    analyzer_options : mapping, optional
+        Keyword options of :class:`~biofeed.dsp.analyze.EmgAnalyzer`.
+    coalesce_s : float
+        0 (live): every block is analysed as it comes. Above 0 (batch): contiguous blocks are
+        merged into blocks of this many device seconds first; the results are the same.
+    """
+
+    def __init__(
+        self,
+        *,
+        noise_floor_uv: Mapping[str, float | npt.ArrayLike] | None = None,
+        floor_window_s: float = DEFAULT_FLOOR_WINDOW_S,
+        analyzer_options: Mapping[str, Any] | None = None,
+        coalesce_s: float = 0.0,
+    ) -> None:
+        if coalesce_s < 0:
+            raise ValueError(f"coalesce_s must be 0 (live) or positive, got {coalesce_s}")
+        self._coalescer = BlockCoalescer(coalesce_s) if coalesce_s > 0 else None
+        self._floors = dict(noise_floor_uv or {})
+        self._floor_window_s = floor_window_s
+        self._options = dict(analyzer_options or {})
+        self.streams: dict[str, EmgStreamPipeline] = {}
+        self._retired: list[EmgStreamPipeline] = []
+
+    def process(self, item: Item) -> list[Event]:
+        """Take one decoded item; return the events for ``events.jsonl``."""
+        if not (isinstance(item, Block) and item.info.is_emg):
+            return []
+        if self._coalescer is None:
+            return self._process_block(item)
+        return [event for block in self._coalescer.add(item) for event in self._process_block(block)]
+
+    def _process_block(self, item: Block) -> list[Event]:
+        stream = self.streams.get(item.info.name)
+        if stream is None or stream.info != item.info:
+            # A new stream, or a changed INFO: a new analyzer on the same time axis.
+            events = []
+            if stream is not None:
+                events = stream.finish()
+                self._retired.append(stream)
+            stream = EmgStreamPipeline(
+                item.info,
+                item.first_index if stream is None else stream.origin_index,
+                noise_floor_uv=self._floors.get(item.info.name),
+                floor_window_s=self._floor_window_s,
+                analyzer_options=self._options,
+            )
+            self.streams[item.info.name] = stream
+            return events + stream.process(item)
+        return stream.process(item)
+
+    def finish(self) -> list[Event]:
+        """End of data: every stream's last events."""
+        held = self._coalescer.flush() if self._coalescer is not None else []
+        events = [event for block in held for event in self._process_block(block)]
+        return events + [event for stream in self.streams.values() for event in stream.finish()]
+
+    def analysis_json(self) -> dict[str, Any]:
+        """The ``analyze --json`` object of what was processed (call after :meth:`finish`)."""
+        channels: dict[tuple[str, str], dict[str, Any]] = {}
+        for stream in [*self._retired, *self.streams.values()]:
+            for result in stream.channel_results():
+                key = (result["stream"], result["name"])
+                earlier = channels.get(key)
+                if earlier is not None:  # same channel before a changed INFO: keep its trials first
+                    result["contractions"] = earlier["contractions"] + result["contractions"]
+                channels[key] = result
+        return {"version": ANALYSIS_JSON_VERSION, "channels": list(channels.values())}
