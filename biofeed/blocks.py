@@ -21,6 +21,8 @@ __all__ = [
     "ChannelKind",
     "DeviceInfo",
     "DeviceStatus",
+    "LinkEvent",
+    "LinkState",
     "Marker",
     "StreamInfo",
 ]
@@ -243,3 +245,30 @@ class DeviceStatus:
     lead_off: tuple[bool, ...]
     saturated: tuple[bool, ...]
     received_at: float = math.nan
+
+
+class LinkState(StrEnum):
+    """States of a link that can drop and come back (BLE; a serial port that reappears)."""
+
+    CONNECTED = "connected"
+    LOST = "lost"
+    RECONNECTING = "reconnecting"
+
+
+@dataclass(frozen=True)
+class LinkEvent:
+    """A change of link state, reported in-band so it stays ordered with the bytes.
+
+    Attributes
+    ----------
+    state : LinkState
+        The new state.
+    detail : str
+        Words for the user (why it dropped, which attempt failed how).
+    attempt : int
+        Reconnect attempt number (1, 2, ...); 0 when not reconnecting.
+    """
+
+    state: LinkState
+    detail: str = ""
+    attempt: int = 0

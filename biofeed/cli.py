@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from biofeed.errors import BiofeedError
 
 if TYPE_CHECKING:
+    from biofeed.runner import Sink
     from biofeed.sources.base import Source
 
 __all__ = ["main"]
@@ -31,6 +32,7 @@ EXIT_INTERNAL = 70
 
 _SCENARIO_HELP = "rest, pandiculation, pandiculation-poor, flexion-relaxation or mixed"
 _STATUS_INTERVAL_S = 0.5
+_DEVICE_HELP = "serial://PATH, ble://ADDRESS|NAME, sim://SCENARIO, replay://DIR, lsl://NAME, brainflow://BOARD"
 
 
 def _positive(text: str) -> float:
@@ -58,18 +60,22 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--pty", action="store_true", help="stream in real time through a new pseudo-terminal")
     out.add_argument("--stdout", action="store_true", help="write raw frames to stdout")
     out.add_argument("--out", type=Path, metavar="DIR", help="write a recording folder")
+    out.add_argument("--bluez", action="store_true", help="serve over BLE via a fake BlueZ on a private D-Bus")
     sim.add_argument("--realtime", action="store_true", help="with --stdout: pace output to the device clock")
+    sim.add_argument("--drop-every", type=_positive, default=None, metavar="S", help="with --bluez: drop the link")
     sim.add_argument("--truth", type=Path, metavar="FILE", help="write the ground truth as JSON")
     sim.set_defaults(handler=_sim)
 
-    scan = sub.add_parser("scan", help="list serial ports")
+    scan = sub.add_parser("scan", help="list serial ports and biofeed BLE devices")
+    scan.add_argument("--ble-timeout", type=float, default=5.0, metavar="S", help="seconds to listen (0 skips BLE)")
     scan.set_defaults(handler=_scan)
 
     rec = sub.add_parser("record", help="record a device to a folder (headless, with a status line)")
-    rec.add_argument("--device", required=True, metavar="URL", help="serial://PATH, sim://SCENARIO, replay://DIR")
+    rec.add_argument("--device", required=True, metavar="URL", help=_DEVICE_HELP)
     rec.add_argument("--out", required=True, type=Path, metavar="DIR")
     rec.add_argument("--duration", type=_positive, default=None, metavar="S", help="device seconds")
     rec.add_argument("--client", default=None, metavar="NAME", help="client pseudonym stored with the recording")
+    rec.add_argument("--lsl", action="store_true", help="publish streams and events on Lab Streaming Layer")
     rec.set_defaults(handler=_record)
 
     info = sub.add_parser("info", help="summarise a recording")
@@ -121,9 +127,15 @@ def _sim(args: argparse.Namespace) -> int:
     from biofeed.sim.device import SimulatedDevice
     from biofeed.sim.outputs import open_pty, stream_to_fd, write_recording, write_truth
 
+    if args.drop_every is not None and not args.bluez:
+        raise ValueError("--drop-every works only with --bluez")
     device = SimulatedDevice(args.scenario, seed=args.seed, duration_s=args.duration, clock_ppm=args.clock_ppm)
     if args.truth is not None:
         write_truth(device, args.truth)
+    if args.bluez:
+        from biofeed.sim.bluez import serve_bluez
+
+        return serve_bluez(device, drop_every_s=args.drop_every, out=sys.stdout)
     if args.out is not None:
         path = write_recording(device, args.out)
         print(f"recording: {path}")
@@ -147,25 +159,45 @@ def _scan(args: argparse.Namespace) -> int:
         print("no serial ports found")
     for port in ports:
         print(f"serial://{port.device}\t{port.description}\t{port.hwid}")
+    if args.ble_timeout > 0:
+        from biofeed.ble_scan import ble_scan_lines
+
+        for line in ble_scan_lines(args.ble_timeout):
+            print(line)
     return EXIT_OK
 
 
 def _record(args: argparse.Namespace) -> int:
     from biofeed.sources import open_source
 
+    _load_acquisition_modules()  # before the port opens: a port nobody reads overflows
     source = open_source(args.device)
-    return _acquire(source, args.device, args.out, args.duration, args.client)
+    return _acquire(source, args.device, args.out, args.duration, args.client, lsl=args.lsl)
 
 
-def _acquire(source: Source, url: str, out: Path, duration_s: float | None, client: str | None) -> int:
+def _load_acquisition_modules() -> None:
+    """Import the acquisition path (scipy, the DSP) now, not while a device fills an unread port."""
+    import biofeed.pipeline
+    import biofeed.record.writer
+    import biofeed.runner  # noqa: F401
+
+
+def _acquire(
+    source: Source, url: str, out: Path, duration_s: float | None, client: str | None, *, lsl: bool = False
+) -> int:
     from biofeed.pipeline import Pipeline
     from biofeed.record.writer import RecordingWriter
     from biofeed.runner import Acquisition
     from biofeed.status_line import format_summary, write_status
 
     interactive = sys.stderr.isatty()
+    sinks: list[Sink] = []
+    if lsl:  # nothing listens on the network unless asked
+        from biofeed.sinks.lsl_outlet import LslOutletSink
+
+        sinks.append(LslOutletSink())
     with RecordingWriter(out, source_url=url, client=client) as recorder:
-        acquisition = Acquisition(source, recorder=recorder, duration_s=duration_s, pipeline=Pipeline())
+        acquisition = Acquisition(source, recorder=recorder, duration_s=duration_s, pipeline=Pipeline(), sinks=sinks)
         acquisition.start()
         try:
             while not acquisition.join(_STATUS_INTERVAL_S):
@@ -216,6 +248,7 @@ def _demo(args: argparse.Namespace) -> int:
     out = args.out or new_recording_path("demo")
     print(f"demo: simulated '{args.scenario}' board on {slave_path}, recording {args.duration:g} s to {out}")
     print("demo: the live window arrives with the live-view issue; this shows the terminal status (Ctrl-C ends)")
+    _load_acquisition_modules()
     source = SerialSource(slave_path)
     feeder.start()
     try:

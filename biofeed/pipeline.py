@@ -146,26 +146,33 @@ class EmgStreamPipeline:
         held, self._held = self._held, None
         if held is None:
             return []
-        if self._given_floor is not None:
-            floor, source = estimate_noise_floor(held.blocks[0], self._given_floor)
-        else:
-            window = Block(self.info, np.concatenate([b.data for b in held.blocks], axis=1), held.blocks[0].first_index)
-            floor, source = estimate_noise_floor(window, options=self._options)
+        start_index = held.blocks[0].first_index
+        try:
+            if self._given_floor is not None:
+                floor, source = estimate_noise_floor(held.blocks[0], self._given_floor)
+            else:
+                data = np.concatenate([b.data for b in held.blocks], axis=1)
+                floor, source = estimate_noise_floor(Block(self.info, data, start_index), options=self._options)
+            analyzer = EmgAnalyzer(self.info.sample_rate_hz, floor, **self._options)
+        except ValueError as exc:
+            # Too little data for a noise floor, or a rate that cannot carry an EMG band: this stream
+            # is not analysed, and the recording says why.
+            return [self._event("warning", None, start_index, text=f"{self.info.name} not analysed: {exc}")]
         self._floor_source = source
-        self._analyzer = EmgAnalyzer(self.info.sample_rate_hz, floor, **self._options)
+        self._analyzer = analyzer
         events = [
             self._event(
                 "noise_floor",
                 c,
-                held.blocks[0].first_index,
-                noise_floor_uv=self._analyzer.noise_floor(c),
+                start_index,
+                noise_floor_uv=analyzer.noise_floor(c),
                 source=source,
             )
             for c in range(self.info.n_channels)
         ]
-        events += [self._event("warning", None, held.blocks[0].first_index, text=w) for w in self._analyzer.warnings]
+        events += [self._event("warning", None, start_index, text=w) for w in analyzer.warnings]
         for block in held.blocks:
-            events += self._events(self._analyzer.process(block))
+            events += self._events(analyzer.process(block))
         return events
 
     def _event(self, kind: str, channel_index: int | None, relative_index: int, **fields: Any) -> Event:

@@ -13,19 +13,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from biofeed.blocks import Block, DeviceInfo, DeviceStatus, Marker
+from biofeed.blocks import Block, DeviceInfo, DeviceStatus, LinkEvent, LinkState, Marker
 from biofeed.errors import BiofeedError, ProtocolVersionError, RecordingError
 from biofeed.pipeline import Pipeline
 from biofeed.protocol.decoder import Decoder, DecoderStats
 from biofeed.protocol.packets import PROTOCOL_VERSION
 from biofeed.record.writer import RecordingWriter
-from biofeed.sources.base import LinkEvent, LinkState, Source
+from biofeed.sources.base import Source
 
 __all__ = ["Acquisition", "AcquisitionResult", "Sink"]
 
 log = logging.getLogger(__name__)
 
 Item = Block | DeviceInfo | Marker | DeviceStatus
+SinkItem = Item | LinkEvent
 
 _REFUSE_AFTER_PACKETS = 3
 """Packets of another major version, with none of ours, before the device is refused."""
@@ -34,8 +35,8 @@ _REFUSE_AFTER_PACKETS = 3
 class Sink(Protocol):
     """Receives every decoded item. A sink that raises is detached."""
 
-    def write(self, item: Item) -> None:
-        """Take one item."""
+    def write(self, item: SinkItem) -> None:
+        """Take one item: a decoded item, or a change of the link's state."""
         ...
 
     def close(self) -> None:
@@ -196,6 +197,8 @@ class Acquisition:
             if event.state is LinkState.CONNECTED and self._link_state is not None:
                 self._reconnects += 1
             self._link_state = event.state
+        for sink in list(self._sinks):
+            self._guard(sink, sink.write, event)
         if self.recorder is not None:
             self.recorder.append_event(
                 {
@@ -240,8 +243,9 @@ class Acquisition:
     def _run_pipeline(self, step: Callable[[], list[dict[str, Any]]]) -> None:
         try:
             events = step()
-        except Exception:
-            log.exception("the analysis pipeline failed and was detached; recording goes on")
+        except Exception as exc:
+            log.warning("the analysis pipeline failed and was detached; recording goes on (%s)", exc)
+            log.debug("pipeline failure", exc_info=True)
             self.pipeline = None
             self._detached.append("Pipeline")
             events = [{"type": "sink_detached", "sink": "Pipeline"}]
@@ -275,9 +279,10 @@ class Acquisition:
     def _guard(self, sink: Sink, method: Any, *args: Any) -> None:
         try:
             method(*args)
-        except Exception:
+        except Exception as exc:
             name = type(sink).__name__
-            log.exception("sink %s failed and was detached; acquisition goes on", name)
+            log.warning("sink %s failed and was detached; acquisition goes on (%s)", name, exc)
+            log.debug("sink failure", exc_info=True)
             if sink in self._sinks:
                 self._sinks.remove(sink)
                 self._detached.append(name)

@@ -207,6 +207,6 @@ def test_unplugging_mid_recording_keeps_everything_and_says_so_in_one_line(tmp_p
 
 
 def test_scan_lists_ports_or_says_there_are_none(capsys):
-    assert main(["scan"]) == 0
+    assert main(["scan", "--ble-timeout", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert (lines and all(line.startswith("serial://") for line in lines)) or lines == ["no serial ports found"]

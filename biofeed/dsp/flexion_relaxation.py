@@ -41,9 +41,10 @@ where the rate is still small; the 90 % bounds do not depend on them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -53,7 +54,8 @@ import numpy.typing as npt
 from biofeed.blocks import Block, ChannelInfo, ChannelKind, StreamInfo
 from biofeed.dsp.envelope import DEFAULT_HOP_S, DISPLAY_WINDOW_S, SET_POINT_WINDOW_S, TIMING_WINDOW_S, MovingRms
 from biofeed.dsp.filters import DEFAULT_HIGH_PASS_HZ, DEFAULT_LOW_PASS_HZ, BandPassFilter
-from biofeed.dsp.imu.trunk_motion import TrunkMotion
+from biofeed.dsp.imu.channels import imu_rows
+from biofeed.dsp.imu.trunk_motion import SACRAL_STREAM, THORACIC_STREAM, TrunkMotion, track_trunk
 from biofeed.dsp.mains import MainsNotch
 from biofeed.dsp.noise import (
     MIN_HIGH_BAND_RATE_HZ,
@@ -71,12 +73,23 @@ __all__ = [
     "FlexionRelaxationResult",
     "SilenceSpan",
     "analyze_flexion_relaxation",
+    "analyze_flexion_relaxation_blocks",
     "find_flexion_cycles",
     "silence_limit_uv",
 ]
 
 _Array = npt.NDArray[np.float64]
 MainsMode = Literal["auto", "off", 50, 60]
+
+_CYCLE_TIMES = (
+    "flexion_start_s",
+    "full_flexion_start_s",
+    "flexion_end_s",
+    "extension_start_s",
+    "full_flexion_end_s",
+    "extension_end_s",
+    "standing_after_s",
+)
 
 ABSOLUTE_SILENCE_UV = 2.0
 """SCIENCE.md 6.1: silent (noise-corrected) at or below max(2 uV, 1.5 x noise floor)."""
@@ -562,13 +575,14 @@ def analyze_flexion_relaxation(
     low_pass_hz: float = DEFAULT_LOW_PASS_HZ,
     mains: MainsMode = "auto",
     criteria: FlexionCriteria | None = None,
+    start_s: float = 0.0,
 ) -> FlexionRelaxationResult:
     """Run the flexion-relaxation test on a recording.
 
     Parameters
     ----------
     emg_uv : array_like, shape (n_channels, n_samples)
-        Raw sEMG in uV, finite, sample 0 at device time 0 (as the IMU's).
+        Raw sEMG in uV, finite; sample 0 at device time ``start_s``, as the IMU's.
     emg_rate_hz : float
         EMG rate.
     trunk : TrunkMotion
@@ -584,6 +598,8 @@ def analyze_flexion_relaxation(
         Mains notch, as :class:`~biofeed.dsp.analyze.EmgAnalyzer`.
     criteria : FlexionCriteria, optional
         Thresholds; the defaults of SCIENCE.md 9.
+    start_s : float
+        Device time of sample 0 of both the EMG and the IMU; added to every time reported.
 
     Returns
     -------
@@ -668,7 +684,110 @@ def analyze_flexion_relaxation(
         noise_floor_uv=tuple(float(f) for f in floor),
         noise_floor_source=source,
         silence_limit_uv=limits,
-        cycles=tuple(cycles),
-        sides=tuple(sides),
+        cycles=tuple(_later_cycle(cycle, start_s) for cycle in cycles),
+        sides=tuple(tuple(_later_side(side, start_s) for side in per_cycle) for per_cycle in sides),
         n_incomplete_cycles=n_incomplete,
+    )
+
+
+def _later_cycle(cycle: FlexionCycle, offset_s: float) -> FlexionCycle:
+    """The cycle with every time moved by ``offset_s``."""
+    times = {name: getattr(cycle, name) + offset_s for name in _CYCLE_TIMES}
+    before = (cycle.standing_before_s[0] + offset_s, cycle.standing_before_s[1] + offset_s)
+    return dataclasses.replace(cycle, standing_before_s=before, **times)
+
+
+def _later_side(side: CycleSide, offset_s: float) -> CycleSide:
+    if side.silence is None:
+        return side
+    span = dataclasses.replace(
+        side.silence, start_s=side.silence.start_s + offset_s, end_s=side.silence.end_s + offset_s
+    )
+    return dataclasses.replace(side, silence=span)
+
+
+def _stream_data(name: str, blocks: Sequence[Block]) -> tuple[int, _Array]:
+    """First device index and samples of a stream's blocks, which must follow each other without a gap."""
+    for previous, block in itertools.pairwise(blocks):
+        if block.gap_before or block.first_index != previous.end_index:
+            raise ValueError(
+                f"stream {name!r} has a gap at {block.start_s:.2f} s: the test needs contiguous EMG and IMU"
+            )
+    return blocks[0].first_index, np.hstack([b.data for b in blocks])
+
+
+def analyze_flexion_relaxation_blocks(
+    blocks: Iterable[Block],
+    *,
+    emg_stream: str = "emg",
+    thoracic_stream: str = THORACIC_STREAM,
+    sacral_stream: str = SACRAL_STREAM,
+    noise_floor_uv: float | npt.ArrayLike | None = None,
+    criteria: FlexionCriteria | None = None,
+) -> FlexionRelaxationResult:
+    """Run the test on the decoded blocks of a recording (what ``biofeed analyze`` has).
+
+    The EMG and IMU streams (one device: one clock) are cut to the span they all cover, starting on a
+    sample of each; the IMU chain runs over it (:func:`~biofeed.dsp.imu.trunk_motion.track_trunk`),
+    then :func:`analyze_flexion_relaxation`. Blocks of other streams are ignored.
+
+    Parameters
+    ----------
+    blocks : iterable of Block
+        In order within each stream.
+    emg_stream, thoracic_stream, sacral_stream : str
+        Stream names; without the sacral stream the test runs on trunk inclination.
+    noise_floor_uv : float or array_like, optional
+        Per EMG channel (the EMG analysis' floor); estimated here otherwise.
+    criteria : FlexionCriteria, optional
+        Thresholds; the defaults of SCIENCE.md 9.
+
+    Returns
+    -------
+    FlexionRelaxationResult
+        Times in device seconds.
+
+    Raises
+    ------
+    ValueError
+        With the reason in words: no EMG or thoracic IMU stream, a gap, rates that share no sample
+        grid, or no quiet start to calibrate on.
+    """
+    by_stream: dict[str, list[Block]] = {}
+    for block in blocks:
+        if block.info.name in (emg_stream, thoracic_stream, sacral_stream) and block.n_samples:
+            by_stream.setdefault(block.info.name, []).append(block)
+    for required in (emg_stream, thoracic_stream):
+        if required not in by_stream:
+            raise ValueError(f"no {required!r} samples: the flexion-relaxation test needs EMG and a thoracic IMU")
+    names = [n for n in (emg_stream, thoracic_stream, sacral_stream) if n in by_stream]
+    rates = {n: by_stream[n][0].info.sample_rate_hz for n in names}
+    data = {n: _stream_data(n, by_stream[n]) for n in names}
+    imu_rate, emg_rate = rates[thoracic_stream], rates[emg_stream]
+    if any(rates[n] != imu_rate for n in names[1:]) or emg_rate % imu_rate:
+        raise ValueError(f"the EMG rate must be a whole multiple of one IMU rate, got {rates}")
+    step = round(emg_rate / imu_rate)
+    start_s = max(first / rates[n] for n, (first, _) in data.items())
+    end_s = min((first + samples.shape[1]) / rates[n] for n, (first, samples) in data.items())
+    first_imu = math.ceil(start_s * imu_rate - 1e-9)
+    n_imu = math.floor(end_s * imu_rate + 1e-9) - first_imu
+    if n_imu <= 0:
+        raise ValueError("the EMG and IMU streams do not overlap in time")
+    imus = []
+    for n in names[1:]:
+        first, samples = data[n]
+        acc, gyro = imu_rows(by_stream[n][0].info).split(samples[:, first_imu - first : first_imu - first + n_imu])
+        imus.append(np.vstack([acc, gyro]))
+    emg_first, emg = data[emg_stream]
+    emg = emg[:, first_imu * step - emg_first : (first_imu + n_imu) * step - emg_first]
+    trunk = track_trunk(imus[0], imus[1] if len(imus) == 2 else None, imu_rate)
+    channel_names = [c.name for c in by_stream[emg_stream][0].info.channels]
+    return analyze_flexion_relaxation(
+        emg,
+        emg_rate,
+        trunk,
+        channel_names,
+        noise_floor_uv=noise_floor_uv,
+        criteria=criteria,
+        start_s=first_imu / imu_rate,
     )

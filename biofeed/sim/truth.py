@@ -11,6 +11,13 @@ band. The expected verdict applies SCIENCE.md section 6 to those scripted levels
 - ``none`` as well when both hold but the absolute criterion fails: true relaxation needs all three.
 
 ``null`` where the run ends before a window could be measured. Times are device seconds.
+
+Flexion-relaxation (SCIENCE.md 9, definitions in docs/imu.md) carries the keys of the analysis'
+``flexion_relaxation`` object, computed on the scripted levels: FRR and ERR as ratios of RMS with the
+sensor noise included, ``hypot(level, floor)``, as the analysis measures them; silence present when
+the scripted full-flexion level is at or below ``max(2 uV, 1.5 x floor)`` and the flexion peak above
+it; cessation and onset where each side's scripted level crosses that limit around full flexion,
+and the angles there. Lists ``per_cycle`` cover the complete cycles in order.
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+
+import numpy as np
 
 from biofeed.sim.keyframes import KeyframeTrack, minimum_jerk_fraction_time
 from biofeed.sim.scenarios import CHANNEL_NAMES, FlexionCycle, ScenarioScript, Trial
@@ -42,6 +51,7 @@ _LATE_WINDOW_S = (60.0, 120.0)
 _MIN_POST_WINDOW_S = 5.0
 _MIN_LATE_WINDOW_S = 10.0
 _FULL_FLEXION_FRACTION = 0.9  # SCIENCE.md 9: full flexion is >= 90 % of the maximum angle
+_EMG_SETTLE_S = 0.5  # the extension burst is over 0.5 s after upright (docs/simulator.md)
 
 
 def criteria_of(
@@ -168,6 +178,81 @@ def _cycle(script: ScenarioScript, index: int) -> dict[str, Any]:
     }
 
 
+def _spread(values: list[float]) -> dict[str, float | None]:
+    """Mean, SD (n - 1) and coefficient of variation, as the analysis reports them."""
+    if not values:
+        return {"mean": None, "sd": None, "cv": None}
+    mean = sum(values) / len(values)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) >= 2 else None
+    return {"mean": mean, "sd": sd, "cv": sd / mean if sd is not None and mean != 0 else None}
+
+
+def _silence(script: ScenarioScript, cycle: dict[str, Any], track: KeyframeTrack, limit_uv: float) -> dict[str, Any]:
+    """Where one side's scripted level is within the silence limit around full flexion, and the angles there.
+
+    The analysis measures silence as the noise-corrected EMG within the limit, so its cessation comes
+    where the scripted fall crosses the limit, a little before the level bottoms out (``silence``
+    of the cycle, the scripted span).
+    """
+    step_s = 0.001
+    before = np.arange(cycle["flexion_start_s"], cycle["full_flexion_start_s"], step_s)
+    loud = np.flatnonzero(track.value_at(before) > limit_uv)
+    start_s = float(before[loud[-1]] + step_s) if loud.size else cycle["flexion_start_s"]
+    after = np.arange(cycle["full_flexion_end_s"], cycle["extension_end_s"] + _EMG_SETTLE_S, step_s)
+    loud = np.flatnonzero(track.value_at(after) > limit_uv)
+    end_s = float(after[loud[0]]) if loud.size else cycle["extension_end_s"] + _EMG_SETTLE_S
+    return {
+        "start_s": start_s,
+        "end_s": end_s,
+        "cessation_thoracic_deg": float(script.thoracic_deg.value_at(start_s)),
+        "cessation_lumbar_deg": script.lumbar_deg_at(start_s),
+        "onset_thoracic_deg": float(script.thoracic_deg.value_at(end_s)),
+        "onset_lumbar_deg": script.lumbar_deg_at(end_s),
+    }
+
+
+def _flexion_relaxation(script: ScenarioScript, noise_floor_uv: float) -> dict[str, Any]:
+    cycles = [_cycle(script, i) for i in range(len(script.cycles))]
+    complete = [c for c in cycles if c["complete"]]
+    limit_uv = max(ABSOLUTE_REST_UV, 1.5 * noise_floor_uv)
+    out: dict[str, Any] = {
+        "n_cycles": len(complete),
+        "n_incomplete_cycles": len(cycles) - len(complete),
+        "noise_floor_uv": dict.fromkeys(CHANNEL_NAMES, noise_floor_uv),
+        "silence_limit_uv": dict.fromkeys(CHANNEL_NAMES, limit_uv),
+        "frr": {},
+        "err": {},
+        "present": {},
+        "silence": {},
+        "cycles": cycles,
+    }
+    for name in CHANNEL_NAMES:
+        levels = [c["levels"][name] for c in complete]
+        full = [math.hypot(lv["full_flexion_uv"], noise_floor_uv) for lv in levels]
+        frr = [math.hypot(lv["peak_flexion_uv"], noise_floor_uv) / f for lv, f in zip(levels, full, strict=True)]
+        err = [math.hypot(lv["peak_extension_uv"], noise_floor_uv) / f for lv, f in zip(levels, full, strict=True)]
+        present = [lv["full_flexion_uv"] <= limit_uv if lv["peak_flexion_uv"] > limit_uv else None for lv in levels]
+        n_present = sum(1 for p in present if p is True)
+        n_absent = sum(1 for p in present if p is False)
+        verdict = (
+            "not_measurable"
+            if n_present == n_absent == 0
+            else "inconsistent"
+            if n_present == n_absent
+            else ("present" if n_present > n_absent else "absent")
+        )
+        track = script.emg_level_uv[CHANNEL_NAMES.index(name)]
+        spans = [_silence(script, c, track, limit_uv) if p else None for c, p in zip(complete, present, strict=True)]
+        silence: dict[str, Any] = {"per_cycle": spans}
+        for key in ("cessation_lumbar_deg", "onset_lumbar_deg", "cessation_thoracic_deg", "onset_thoracic_deg"):
+            silence[key] = _spread([span[key] for span in spans if span is not None])
+        out["frr"][name] = {"per_cycle": frr, **_spread(frr)}
+        out["err"][name] = {"per_cycle": err, **_spread(err)}
+        out["present"][name] = {"per_cycle": present, "n_present": n_present, "n_absent": n_absent, "verdict": verdict}
+        out["silence"][name] = silence
+    return out
+
+
 def _levels(script: ScenarioScript, start_s: float, end_s: float) -> dict[str, float]:
     return {n: t.rms_between(start_s, end_s) for n, t in zip(CHANNEL_NAMES, script.emg_level_uv, strict=True)}
 
@@ -247,7 +332,7 @@ def scenario_truth(
                 for t in key_times
             ]
         },
-        "flexion_relaxation": {"cycles": [_cycle(script, i) for i in range(len(script.cycles))]},
+        "flexion_relaxation": _flexion_relaxation(script, noise_floor_uv),
         "motion_artifacts": [
             {
                 "time_s": a.time_s,

@@ -9,7 +9,7 @@ from biofeed.sources.base import Source, SourceUrl, TimedChunk
 
 __all__ = ["SCHEMES", "Source", "SourceUrl", "TimedChunk", "open_source"]
 
-SCHEMES: tuple[str, ...] = ("serial", "sim", "replay")
+SCHEMES: tuple[str, ...] = ("serial", "ble", "sim", "replay", "lsl", "brainflow")
 """URL schemes :func:`open_source` knows."""
 
 
@@ -19,7 +19,9 @@ def open_source(url: str) -> Source:
     Parameters
     ----------
     url : str
-        ``serial://PATH?baud=N``, ``sim://SCENARIO?seed=N&speed=X`` or ``replay://DIR?speed=X``.
+        ``serial://PATH?baud=N``, ``ble://ADDRESS|NAME?timeout=S&reconnect=N&backoff=S``,
+        ``sim://SCENARIO?seed=N&speed=X``, ``replay://DIR?speed=X``, ``lsl://NAME`` or
+        ``brainflow://BOARD?params``.
 
     Raises
     ------
@@ -27,6 +29,8 @@ def open_source(url: str) -> Source:
         A malformed URL, an unknown scheme or parameter.
     DeviceNotFoundError
         Nothing at the address.
+    SourceError
+        A transport that cannot be used (no Bluetooth adapter, an optional library missing).
     RecordingError
         ``replay://`` of a folder that is not a recording.
     """
@@ -35,6 +39,18 @@ def open_source(url: str) -> Source:
         from biofeed.sources.serial import SerialSource
 
         return SerialSource.from_url(parsed)
+    if parsed.scheme == "ble":
+        from biofeed.sources.ble import BleSource
+
+        return BleSource.from_url(parsed)
+    if parsed.scheme == "lsl":
+        from biofeed.sources.lsl import LslSource
+
+        return LslSource.from_url(parsed)
+    if parsed.scheme == "brainflow":
+        from biofeed.sources.brainflow import BrainFlowSource
+
+        return BrainFlowSource.from_url(parsed)
     if parsed.scheme == "sim":
         from biofeed.sources.sim import SimSource
 

@@ -3,46 +3,24 @@
 A source is the only code that touches hardware (or stands in for it). It yields *chunks*: bytes
 from one transport read, whose boundaries mean nothing. A source URL names one:
 
-``serial://PATH?baud=N``, ``sim://SCENARIO?seed=N&speed=X``, ``replay://DIR?speed=X`` (and, as they
-land, ``ble://``, ``lsl://``, ``brainflow://``).
+``serial://PATH?baud=N``, ``ble://ADDRESS|NAME``, ``sim://SCENARIO?seed=N&speed=X``,
+``replay://DIR?speed=X``, ``lsl://NAME``, ``brainflow://BOARD?params``; see
+:func:`biofeed.sources.open_source`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from biofeed.blocks import LinkEvent, LinkState
+
 __all__ = ["LinkEvent", "LinkState", "Source", "SourceUrl", "TimedChunk"]
 
-
-class LinkState(StrEnum):
-    """States of a link that can drop and come back (BLE; a serial port that reappears)."""
-
-    CONNECTED = "connected"
-    LOST = "lost"
-    RECONNECTING = "reconnecting"
-
-
-@dataclass(frozen=True)
-class LinkEvent:
-    """A change of link state, reported in-band so it stays ordered with the bytes.
-
-    Attributes
-    ----------
-    state : LinkState
-        The new state.
-    detail : str
-        Words for the user (why it dropped, which attempt failed how).
-    attempt : int
-        Reconnect attempt number (1, 2, ...); 0 when not reconnecting.
-    """
-
-    state: LinkState
-    detail: str = ""
-    attempt: int = 0
+# LinkEvent and LinkState live in biofeed.blocks with everything else that flows; re-exported here
+# for sources.
 
 
 @dataclass(frozen=True)

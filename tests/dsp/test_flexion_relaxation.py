@@ -12,13 +12,16 @@ import json
 import numpy as np
 import pytest
 
+from biofeed.blocks import Block
 from biofeed.dsp.flexion_relaxation import (
     FlexionCriteria,
     analyze_flexion_relaxation,
+    analyze_flexion_relaxation_blocks,
     find_flexion_cycles,
     silence_limit_uv,
 )
 from biofeed.dsp.imu.trunk_motion import track_trunk
+from biofeed.protocol.decoder import Decoder
 from biofeed.sim.device import SimulatedDevice
 from biofeed.sim.keyframes import KeyframeTrack
 from biofeed.sim.truth import scenario_truth
@@ -134,6 +137,33 @@ def test_one_imu_gives_the_test_on_trunk_inclination():
     assert span["cessation_thoracic_deg"] == pytest.approx(true_span["cessation_thoracic_deg"], abs=2.5)
     assert result["cycles"][0]["max_lumbar_deg"] is None
     np.testing.assert_allclose(result["frr"]["es_left"]["per_cycle"], truth["frr"]["es_left"]["per_cycle"], rtol=0.25)
+
+
+def test_decoded_blocks_give_the_same_test_in_device_time():
+    """What ``biofeed analyze`` has: the device's decoded blocks, here from a recording joined 3 s late."""
+    device = SimulatedDevice("flexion-relaxation", seed=14, duration_s=45.0)
+    blocks = [b for b in Decoder().feed(device.frames_until(device.duration_s)) if isinstance(b, Block)]
+    whole = analyze_flexion_relaxation_blocks(blocks, noise_floor_uv=1.5).to_json()
+    direct = analysed(device)
+    assert whole["n_cycles"] == direct["n_cycles"] == 2
+    for key in ("frr", "err"):
+        np.testing.assert_allclose(whole[key]["es_left"]["per_cycle"], direct[key]["es_left"]["per_cycle"], rtol=0.02)
+    # Joined late, off the IMU grid: EMG from 3.0035 s, the IMUs from 3.0 s; the test starts at 3.01 s.
+    late = [b for b in blocks if b.start_s >= 3.0]
+    first_emg = next(i for i, b in enumerate(late) if b.info.name == "emg")
+    late[first_emg] = Block(late[first_emg].info, late[first_emg].data[:, 7:], late[first_emg].first_index + 7)
+    shifted = analyze_flexion_relaxation_blocks(late, noise_floor_uv=1.5).to_json()
+    truth = device.truth()["flexion_relaxation"]
+    assert shifted["n_cycles"] == 2
+    for found, true in zip(shifted["cycles"], truth["cycles"], strict=False):
+        assert found["full_flexion_start_s"] == pytest.approx(true["full_flexion_start_s"], abs=0.1)
+    first_silence = shifted["silence"]["es_left"]["per_cycle"][0]["start_s"]
+    assert first_silence == pytest.approx(truth["silence"]["es_left"]["per_cycle"][0]["start_s"], abs=0.1)
+    gap = blocks[:50] + blocks[60:]
+    with pytest.raises(ValueError, match="gap"):
+        analyze_flexion_relaxation_blocks(gap)
+    with pytest.raises(ValueError, match="thoracic IMU"):
+        analyze_flexion_relaxation_blocks([b for b in blocks if b.info.name == "emg"])
 
 
 def minimum_jerk(t, start_s, duration_s, to_deg):

@@ -142,7 +142,8 @@ def test_track_trunk_follows_the_simulated_angles(flexion_device):
     assert np.sqrt(np.mean((trunk.angle("thoracic_inclination") - device.script.thoracic_deg.value_at(t)) ** 2)) < 0.5
     assert np.sqrt(np.mean((trunk.angle("sacral_inclination") - device.script.sacral_deg.value_at(t)) ** 2)) < 0.5
     for name in ("lumbar_lateral_bend", "lumbar_axial_rotation", "thoracic_lateral_inclination"):
-        assert np.abs(trunk.angle(name)).max() < 1.0  # the simulated movement is purely sagittal
+        # Purely sagittal movement: what shows is heading drift from the residual bias (0.03 deg/s).
+        assert np.abs(trunk.angle(name)).max() < 1.5
     assert trunk.calibration.start_s == 0.0 and trunk.calibration.end_s == 5.0
     assert trunk.calibration.thoracic.mediolateral_source == "functional"
     assert len(trunk.motion_intervals) == 2 * len(device.script.cycles)  # each bend and each return
@@ -172,7 +173,7 @@ def test_track_trunk_refuses_data_without_a_quiet_start():
 
 
 def test_trunk_angles_stage_pairs_streams_in_any_interleaving(flexion_device):
-    device, (thoracic, sacral) = flexion_device
+    _, (thoracic, sacral) = flexion_device
     n = 3000
     orientations = [
         OrientationFusion(100.0).process(Block(imu_info(name), data[:, :n], 0))

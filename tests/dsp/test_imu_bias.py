@@ -28,7 +28,24 @@ def test_offline_estimate_recovers_the_simulated_bias():
     device = SimulatedDevice("flexion-relaxation", seed=3)
     thoracic, _ = sim_imu(device)
     true_bias = ImuGenerator(device.script, "thoracic", seed=3).gyro_bias_dps
-    np.testing.assert_allclose(estimate_gyro_bias(thoracic[:3], thoracic[3:], 100.0), true_bias, atol=0.01)
+    np.testing.assert_allclose(estimate_gyro_bias(thoracic[:3], thoracic[3:], 100.0), true_bias, atol=0.03)
+
+
+def test_postural_sway_is_not_taken_for_bias():
+    """Quiet standing sways at up to 0.6 deg/s, steadily enough within a second to look still."""
+    rng = np.random.default_rng(5)
+    t = np.arange(12000) / 100.0
+    theta = np.radians(0.5 * np.sin(2 * np.pi * 0.2 * t))
+    bias = np.array([0.3, -0.8, 0.5])
+    data = np.zeros((6, t.shape[0]))
+    data[0], data[2] = np.cos(theta), np.sin(theta)
+    data[4] = np.degrees(np.gradient(theta, t))
+    data[3:] += bias[:, None] + rng.normal(0, 0.05, (3, t.shape[0]))
+    data[:3] += rng.normal(0, 0.003, (3, t.shape[0]))
+    np.testing.assert_allclose(estimate_gyro_bias(data[:3], data[3:], 100.0), bias, atol=0.03)
+    tracker = GyroBiasTracker(100.0)
+    tracker.process(Block(INFO, data, 0))
+    np.testing.assert_allclose(tracker.bias_dps, bias, atol=0.03)
 
 
 def test_no_still_window_gives_no_estimate():
@@ -43,10 +60,11 @@ def test_tracker_learns_from_still_windows_and_corrects_causally():
     out = tracker.process(Block(INFO, data, 0)).data
     # The first window is corrected with the initial (zero) bias; the bias it yields applies after it.
     np.testing.assert_array_equal(out[3:, :100], data[3:, :100])
-    np.testing.assert_allclose(out[3:, 100:300].mean(axis=1), 0.0, atol=0.02)
-    np.testing.assert_allclose(out[4, 300:].mean(), 20.0, atol=0.02)  # the turn is not taken for a bias
+    # Each window's bias carries the accelerometer's tilt-rate noise, about 0.07 deg/s.
+    np.testing.assert_allclose(out[3:, 100:300].mean(axis=1), 0.0, atol=0.15)
+    np.testing.assert_allclose(out[4, 300:].mean(), 20.0, atol=0.15)  # the turn is not taken for a bias
     assert tracker.n_still_windows == 3
-    np.testing.assert_allclose(tracker.bias_dps, bias, atol=0.02)
+    np.testing.assert_allclose(tracker.bias_dps, bias, atol=0.1)
     np.testing.assert_array_equal(out[:3], data[:3])  # the accelerometer passes through
 
 
@@ -83,7 +101,7 @@ def test_bad_settings_and_streams_are_refused():
         StillnessCriteria(n_windows=0)
     with pytest.raises(ValueError, match="initial_bias_dps"):
         GyroBiasTracker(100.0, initial_bias_dps=[1.0, 2.0])
-    with pytest.raises(ValueError, match="100.0 Hz"):
+    with pytest.raises(ValueError, match=r"100\.0 Hz"):
         GyroBiasTracker(100.0).process(Block(imu_info("imu_thoracic", 200.0), np.zeros((6, 4)), 0))
     emg = Block(StreamInfo("emg", 100.0, INFO.channels[:1]), np.zeros((1, 4)), 0)
     with pytest.raises(ValueError, match="3 acc and 3 gyro"):

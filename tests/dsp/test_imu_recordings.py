@@ -6,6 +6,7 @@ and checks that the streaming IMU chain fed block by block, as the decoder deliv
 angles :func:`track_trunk` computes offline.
 """
 
+import itertools
 import math
 
 import numpy as np
@@ -54,7 +55,7 @@ def random_pieces(block: Block, rng: np.random.Generator, max_samples: int) -> l
     cuts = [0]
     while cuts[-1] < block.n_samples:
         cuts.append(min(block.n_samples, cuts[-1] + int(rng.integers(1, max_samples + 1))))
-    return [Block(block.info, block.data[:, a:b], block.first_index + a) for a, b in zip(cuts, cuts[1:], strict=False)]
+    return [Block(block.info, block.data[:, a:b], block.first_index + a) for a, b in itertools.pairwise(cuts)]
 
 
 def test_simulated_arrays_are_what_the_device_sends():

@@ -105,7 +105,7 @@ def lumbar_angles_deg(
 
 
 def _end(segment: tuple[int, _Array]) -> int:
-    return segment[0] + segment[1].shape[0]
+    return segment[0] + int(segment[1].shape[0])
 
 
 class TrunkAngles:

@@ -3,14 +3,26 @@
 A MEMS gyroscope reads a few tenths of a deg/s when still (the simulator draws 0.5 deg/s SD per
 axis); integrated, that turns the heading by 30 deg in a minute, and heading errors leak into the
 lumbar angles once the trunk is bent (docs/imu.md). While the sensor is still, the mean gyro reading
-*is* the bias. A window is still when, within it, the gyroscope varies by less than
+*is* the bias. A window counts when, within it, the gyroscope varies by less than
 ``max_gyro_sd_dps`` and the accelerometer by less than ``max_acc_sd_g`` on every axis, its mean
 stays below ``max_gyro_mean_dps`` (a larger steady reading is a slow turn, not a bias) and the
 accelerometer reads about 1 g.
 
+Quiet standing is never quite still: postural sway (+-0.5 deg at 0.2 Hz) turns the trunk at up to
+0.6 deg/s, steadily enough within a second to pass the variance tests, and would bias the estimate
+by that much (0.4 deg of steady tilt error in Fusion at gain 0.5, docs/imu.md). So each window's
+turn about the horizontal axes is measured from the accelerometer -- the rotation between "up"
+averaged over its first fifth and over its last fifth -- and subtracted from the gyro reading
+averaged the same way: ``bias = mean(gyro) - tilt rate``. Windows tilting faster than
+``max_tilt_rate_dps`` are movement. The price is precision: the accelerometer's noise (0.003 g)
+makes each window's tilt rate uncertain by about 0.07 deg/s, where the gyro mean alone is good to
+0.005 deg/s; the bias averages 30 windows (0.013 deg/s), offline the median of all of them.
+A turn about the vertical is invisible to the accelerometer and is taken for bias; quiet standing
+has none to speak of.
+
 Windows lie on a grid anchored to absolute device indices (window ``k`` covers samples
 ``[k w, (k + 1) w)``), so any chunking gives the same windows. The bias in force is the mean of the
-newest ``n_windows`` still-window means; a new value applies from the first sample after the window
+newest ``n_windows`` window estimates; a new value applies from the first sample after the window
 that produced it, so the correction is causal and chunk-invariant.
 """
 
@@ -27,7 +39,7 @@ from biofeed.blocks import Block
 from biofeed.dsp.imu.channels import ImuRows, imu_rows
 from biofeed.dsp.stage import check_rate, starts_segment
 
-__all__ = ["GyroBiasTracker", "StillnessCriteria", "estimate_gyro_bias", "still_window_means"]
+__all__ = ["GyroBiasTracker", "StillnessCriteria", "estimate_gyro_bias", "window_bias_estimates"]
 
 _Array = npt.NDArray[np.float64]
 _GRAVITY_RANGE_G = (0.8, 1.2)  # a still accelerometer reads 1 g; outside this it is not still (or not calibrated)
@@ -48,6 +60,9 @@ class StillnessCriteria:
     max_gyro_mean_dps : float
         Largest mean gyro reading taken for a bias (x-io Fusion's stationary threshold is 3 deg/s;
         cheap parts reach 5).
+    max_tilt_rate_dps : float
+        Largest rate of tilt measured by the accelerometer across the window (its noise of 0.003 g
+        gives about 0.07 deg/s SD on a 1 s window at 100 Hz).
     n_windows : int
         Newest still windows averaged into the bias.
     """
@@ -56,10 +71,11 @@ class StillnessCriteria:
     max_gyro_sd_dps: float = 0.3
     max_acc_sd_g: float = 0.01
     max_gyro_mean_dps: float = 5.0
+    max_tilt_rate_dps: float = 2.0
     n_windows: int = 30
 
     def __post_init__(self) -> None:
-        for name in ("window_s", "max_gyro_sd_dps", "max_acc_sd_g", "max_gyro_mean_dps"):
+        for name in ("window_s", "max_gyro_sd_dps", "max_acc_sd_g", "max_gyro_mean_dps", "max_tilt_rate_dps"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -71,10 +87,14 @@ class StillnessCriteria:
         return max(2, round(self.window_s * sample_rate_hz))
 
 
-def still_window_means(
-    acc_g: npt.ArrayLike, gyro_dps: npt.ArrayLike, window_samples: int, criteria: StillnessCriteria
+def window_bias_estimates(
+    acc_g: npt.ArrayLike,
+    gyro_dps: npt.ArrayLike,
+    sample_rate_hz: float,
+    window_samples: int,
+    criteria: StillnessCriteria,
 ) -> tuple[_Array, npt.NDArray[np.bool_]]:
-    """Mean gyro reading of back-to-back windows and whether each window is still.
+    """Bias estimate of back-to-back windows, and whether each window is quiet enough to give one.
 
     Parameters
     ----------
@@ -82,15 +102,18 @@ def still_window_means(
         Accelerometer, g.
     gyro_dps : array_like, shape (3, n_windows * window_samples)
         Gyroscope (not bias-corrected), deg/s.
+    sample_rate_hz : float
+        Their rate.
     window_samples : int
         Samples per window.
     criteria : StillnessCriteria
-        What counts as still.
+        What counts as quiet.
 
     Returns
     -------
-    means_dps : ndarray, shape (n_windows, 3)
-    still : ndarray of bool, shape (n_windows,)
+    bias_dps : ndarray, shape (n_windows, 3)
+        Mean gyro reading minus the tilt rate the accelerometer shows (module docstring).
+    quiet : ndarray of bool, shape (n_windows,)
     """
     acc = np.asarray(acc_g, dtype=np.float64)
     gyro = np.asarray(gyro_dps, dtype=np.float64)
@@ -100,14 +123,28 @@ def still_window_means(
     gyro_w = gyro[:, :span].reshape(3, n_windows, window_samples)
     means = gyro_w.mean(axis=2).T
     gravity_g = np.linalg.norm(acc_w.mean(axis=2), axis=0)
-    still = (
+    # "Up" in sensor coordinates turns by -omega: u2 = u1 - omega x u1 dt, so omega_perp = (u2 x u1) / dt.
+    fifth = max(1, window_samples // 5)
+    early = acc_w[:, :, :fifth].mean(axis=2).T
+    late = acc_w[:, :, -fifth:].mean(axis=2).T
+    early /= np.linalg.norm(early, axis=1, keepdims=True)
+    late /= np.linalg.norm(late, axis=1, keepdims=True)
+    dt_s = (window_samples - fifth) / sample_rate_hz
+    tilt_rate_dps = np.degrees(np.cross(late, early)) / dt_s
+    # The tilt between the two fifths' means is the gyro integrated with trapezoid weights (rising over
+    # the first fifth, falling over the last): compare it with the gyro averaged the same way.
+    position = np.arange(window_samples)
+    weights = np.minimum(np.minimum((position + 1) / fifth, (window_samples - 1 - position) / fifth), 1.0)
+    weighted_dps = (gyro_w @ weights).T / weights.sum()
+    quiet = (
         (gyro_w.std(axis=2) <= criteria.max_gyro_sd_dps).all(axis=0)
         & (acc_w.std(axis=2) <= criteria.max_acc_sd_g).all(axis=0)
         & (np.abs(means) <= criteria.max_gyro_mean_dps).all(axis=1)
         & (gravity_g >= _GRAVITY_RANGE_G[0])
         & (gravity_g <= _GRAVITY_RANGE_G[1])
+        & (np.linalg.norm(tilt_rate_dps, axis=1) <= criteria.max_tilt_rate_dps)
     )
-    return means, still
+    return weighted_dps - tilt_rate_dps, quiet
 
 
 def estimate_gyro_bias(
@@ -132,10 +169,12 @@ def estimate_gyro_bias(
         Bias per axis in deg/s; None when no window is still.
     """
     criteria = criteria or StillnessCriteria()
-    means, still = still_window_means(acc_g, gyro_dps, criteria.window_samples(sample_rate_hz), criteria)
-    if not still.any():
+    estimates, quiet = window_bias_estimates(
+        acc_g, gyro_dps, sample_rate_hz, criteria.window_samples(sample_rate_hz), criteria
+    )
+    if not quiet.any():
         return None
-    return np.asarray(np.median(means[still], axis=0), dtype=np.float64)
+    return np.asarray(np.median(estimates[quiet], axis=0), dtype=np.float64)
 
 
 class GyroBiasTracker:
@@ -243,7 +282,7 @@ class GyroBiasTracker:
         acc = np.hstack([a for a, _ in self._window])
         gyro = np.hstack([g for _, g in self._window])
         self._window, self._window_filled = [], 0
-        means, still = still_window_means(acc, gyro, self.window_samples, self.criteria)
-        if still[0]:
-            self._means.append(means[0])
+        estimates, quiet = window_bias_estimates(acc, gyro, self.sample_rate_hz, self.window_samples, self.criteria)
+        if quiet[0]:
+            self._means.append(estimates[0])
             self._bias = np.mean(np.asarray(self._means), axis=0)

@@ -149,6 +149,7 @@ def track_trunk(
     *,
     calibration_s: tuple[float, float] | None = None,
     functional_axes: bool = True,
+    functional_s: tuple[float, float] | None = None,
     fusion: FusionSettings | None = None,
     stillness: StillnessCriteria | None = None,
     quasi_static: QuasiStaticCriteria | None = None,
@@ -168,6 +169,9 @@ def track_trunk(
         (start, end) of a still upright span, device seconds; the first quiet 2-5 s by default.
     functional_axes : bool
         Take each sensor's flexion axis from its movements (else its y axis).
+    functional_s : tuple of float, optional
+        (start, end) of forward bends to take the flexion axis from, device seconds; the whole
+        recording by default (right for a flexion-relaxation test, not for a session with twists).
     fusion, stillness, quasi_static : optional
         Settings of the stages.
 
@@ -214,7 +218,8 @@ def track_trunk(
     span = slice(round(start_s * sample_rate_hz), round(end_s * sample_rate_hz))
     if not span.stop - span.start >= 1 or span.start < 0 or span.stop > n:
         raise ValueError(f"calibration_s {calibration_s} is not a span inside the {n / sample_rate_hz:g} s of data")
-    axes = [functional_mediolateral_axis(c.data[3:]) if functional_axes else None for c in corrected]
+    bends = slice(None) if functional_s is None else slice(*(round(t * sample_rate_hz) for t in functional_s))
+    axes = [functional_mediolateral_axis(c.data[3:, bends]) if functional_axes else None for c in corrected]
     quaternions = [o.data[QUATERNION_ROWS, span].T for o in orientations]
     calibration = calibrate_upright(
         arrays[0][:3, span],
