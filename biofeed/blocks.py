@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "UNIT_BY_KIND",
+    "AnalysisEvent",
     "Block",
     "ChannelInfo",
     "ChannelKind",
@@ -272,3 +274,22 @@ class LinkEvent:
     state: LinkState
     detail: str = ""
     attempt: int = 0
+
+
+@dataclass(frozen=True)
+class AnalysisEvent:
+    """One event of the analysis pipeline, as written to a recording's ``events.jsonl``.
+
+    Attributes
+    ----------
+    data : dict
+        The JSON object: at least ``type``, ``stream``, ``channel``, ``sample_index`` and
+        ``time_s`` (docs/analysis-json.md lists every type and its fields).
+    """
+
+    data: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        """The event type: ``phase``, ``trial``, ``set_point``, ``noise_floor``, ``signal_fault`` ..."""
+        return str(self.data["type"])

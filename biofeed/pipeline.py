@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from biofeed.blocks import Block, DeviceInfo, DeviceStatus, Marker, StreamInfo
 from biofeed.dsp.analyze import AnalyzerUpdate, EmgAnalyzer, estimate_noise_floor
+from biofeed.dsp.envelope import MovingRms
 
 __all__ = [
     "ANALYSIS_JSON_VERSION",
@@ -31,6 +32,7 @@ __all__ = [
     "BlockCoalescer",
     "EmgStreamPipeline",
     "Pipeline",
+    "PipelineOutput",
 ]
 
 ANALYSIS_JSON_VERSION = 1
@@ -41,6 +43,33 @@ BATCH_COALESCE_S = 1.0
 
 Item = Block | DeviceInfo | Marker | DeviceStatus
 Event = dict[str, Any]
+
+DISPLAY_ENVELOPE_WINDOW_S = 0.25
+"""SCIENCE.md 3.5: the 250 ms RMS is the display envelope."""
+DISPLAY_ENVELOPE_HOP_S = 0.01
+
+
+@dataclass
+class PipelineOutput:
+    """What one item gave.
+
+    Attributes
+    ----------
+    events : list of dict
+        Lines for ``events.jsonl`` (docs/analysis-json.md), in device-time order per stream.
+    display : list of Block
+        With ``display=True`` only: per EMG stream, ``<stream>.filtered`` (the cleaned sEMG, uV, at
+        the stream's rate) and ``<stream>.envelope`` (250 ms RMS every 10 ms, uV, noise not
+        removed). Never recorded: they are derived from the recording.
+    """
+
+    events: list[Event] = field(default_factory=list)
+    display: list[Block] = field(default_factory=list)
+
+    def extend(self, other: PipelineOutput) -> None:
+        """Append another output's events and blocks."""
+        self.events += other.events
+        self.display += other.display
 
 
 @dataclass
@@ -66,6 +95,8 @@ class EmgStreamPipeline:
         Device seconds held to estimate the floor when it is not given.
     analyzer_options : mapping, optional
         Keyword options of :class:`~biofeed.dsp.analyze.EmgAnalyzer` (band, mains, ecg ...).
+    display : bool
+        Also give the display blocks (:class:`PipelineOutput`).
     """
 
     def __init__(
@@ -76,6 +107,7 @@ class EmgStreamPipeline:
         noise_floor_uv: float | npt.ArrayLike | None = None,
         floor_window_s: float = DEFAULT_FLOOR_WINDOW_S,
         analyzer_options: Mapping[str, Any] | None = None,
+        display: bool = False,
     ) -> None:
         if not floor_window_s > 0:
             raise ValueError(f"floor_window_s must be positive, got {floor_window_s}")
@@ -88,14 +120,26 @@ class EmgStreamPipeline:
         self._analyzer: EmgAnalyzer | None = None
         self._floor_source = ""
         self._trials: list[Event] = []
+        self._display = display
+        self._filtered_info = StreamInfo(
+            f"{info.name}.filtered", info.sample_rate_hz, info.channels, info.device_id, info.stream_id
+        )
+        self._envelope = MovingRms(info.sample_rate_hz, DISPLAY_ENVELOPE_WINDOW_S, DISPLAY_ENVELOPE_HOP_S)
+        self._envelope_info = StreamInfo(
+            f"{info.name}.envelope",
+            info.sample_rate_hz / self._envelope.hop_samples,
+            info.channels,
+            info.device_id,
+            info.stream_id,
+        )
 
     @property
     def analyzer(self) -> EmgAnalyzer | None:
         """The analyzer, once the noise floor is fixed."""
         return self._analyzer
 
-    def process(self, block: Block) -> list[Event]:
-        """Take one decoded block of this stream; return the events it settles."""
+    def process(self, block: Block) -> PipelineOutput:
+        """Take one decoded block of this stream; return the events (and display blocks) it settles."""
         relative = Block(
             self.info,
             block.data,
@@ -104,19 +148,19 @@ class EmgStreamPipeline:
             block.received_at,
         )
         if self._held is None:
-            return self._events(self._require_analyzer().process(relative))
+            return self._output(self._require_analyzer().process(relative))
         self._held.blocks.append(relative)
         self._held.n_samples += relative.n_samples
         if self._given_floor is None and self._held.n_samples < self._floor_samples:
-            return []
+            return PipelineOutput()
         return self._start()
 
-    def finish(self) -> list[Event]:
+    def finish(self) -> PipelineOutput:
         """End of data: analyse what is held, close faults and trials."""
-        events = self._start() if self._held is not None and self._held.blocks else []
+        output = self._start() if self._held is not None and self._held.blocks else PipelineOutput()
         if self._analyzer is not None:
-            events += self._events(self._analyzer.finish())
-        return events
+            output.extend(self._output(self._analyzer.finish()))
+        return output
 
     def channel_results(self) -> list[dict[str, Any]]:
         """Per channel, the ``analyze --json`` object (docs/analysis-json.md)."""
@@ -142,10 +186,10 @@ class EmgStreamPipeline:
             raise RuntimeError("the analyzer starts once the noise floor is fixed")
         return self._analyzer
 
-    def _start(self) -> list[Event]:
+    def _start(self) -> PipelineOutput:
         held, self._held = self._held, None
         if held is None:
-            return []
+            return PipelineOutput()
         start_index = held.blocks[0].first_index
         try:
             if self._given_floor is not None:
@@ -157,7 +201,8 @@ class EmgStreamPipeline:
         except ValueError as exc:
             # Too little data for a noise floor, or a rate that cannot carry an EMG band: this stream
             # is not analysed, and the recording says why.
-            return [self._event("warning", None, start_index, text=f"{self.info.name} not analysed: {exc}")]
+            warning = self._event("warning", None, start_index, text=f"{self.info.name} not analysed: {exc}")
+            return PipelineOutput(events=[warning])
         self._floor_source = source
         self._analyzer = analyzer
         events = [
@@ -171,9 +216,10 @@ class EmgStreamPipeline:
             for c in range(self.info.n_channels)
         ]
         events += [self._event("warning", None, start_index, text=w) for w in analyzer.warnings]
+        output = PipelineOutput(events=events)
         for block in held.blocks:
-            events += self._events(analyzer.process(block))
-        return events
+            output.extend(self._output(analyzer.process(block)))
+        return output
 
     def _event(self, kind: str, channel_index: int | None, relative_index: int, **fields: Any) -> Event:
         return {
@@ -185,9 +231,39 @@ class EmgStreamPipeline:
             **fields,
         }
 
+    def _output(self, update: AnalyzerUpdate) -> PipelineOutput:
+        output = PipelineOutput(events=self._events(update))
+        if self._display:
+            for cleaned in update.cleaned:
+                absolute = cleaned.first_index + self.origin_index
+                output.display.append(
+                    Block(self._filtered_info, cleaned.data, absolute, cleaned.gap_before, cleaned.received_at)
+                )
+                envelope = self._envelope.process(cleaned)
+                if envelope.n_samples:
+                    first = envelope.first_index + self.origin_index // self._envelope.hop_samples
+                    output.display.append(
+                        Block(self._envelope_info, envelope.data, first, envelope.gap_before, cleaned.received_at)
+                    )
+        return output
+
     def _events(self, update: AnalyzerUpdate) -> list[Event]:
         fs = self.info.sample_rate_hz
         events = []
+        for window in update.windows:
+            set_point = window.set_point_uv
+            events.append(
+                self._event(
+                    "window",
+                    window.channel_index,
+                    window.end_index,
+                    start_time_s=window.start_index / fs,
+                    level_uv=window.corrected_uv if math.isfinite(window.corrected_uv) else None,
+                    rest=window.rest,
+                    usable=window.usable,
+                    set_point_uv=set_point if math.isfinite(set_point) else None,
+                )
+            )
         for phase in update.events:
             events.append(self._event("phase", phase.channel_index, phase.sample_index, phase=phase.phase.value))
         for fault in update.faults:
@@ -279,6 +355,8 @@ class Pipeline:
     coalesce_s : float
         0 (live): every block is analysed as it comes. Above 0 (batch): contiguous blocks are
         merged into blocks of this many device seconds first; the results are the same.
+    display : bool
+        Also give display blocks (filtered sEMG, 250 ms envelope) for a live view.
     """
 
     def __init__(
@@ -288,48 +366,56 @@ class Pipeline:
         floor_window_s: float = DEFAULT_FLOOR_WINDOW_S,
         analyzer_options: Mapping[str, Any] | None = None,
         coalesce_s: float = 0.0,
+        display: bool = False,
     ) -> None:
         if coalesce_s < 0:
             raise ValueError(f"coalesce_s must be 0 (live) or positive, got {coalesce_s}")
         self._coalescer = BlockCoalescer(coalesce_s) if coalesce_s > 0 else None
+        self._display = display
         self._floors = dict(noise_floor_uv or {})
         self._floor_window_s = floor_window_s
         self._options = dict(analyzer_options or {})
         self.streams: dict[str, EmgStreamPipeline] = {}
         self._retired: list[EmgStreamPipeline] = []
 
-    def process(self, item: Item) -> list[Event]:
-        """Take one decoded item; return the events for ``events.jsonl``."""
+    def process(self, item: Item) -> PipelineOutput:
+        """Take one decoded item; return the events for ``events.jsonl`` (and display blocks)."""
+        output = PipelineOutput()
         if not (isinstance(item, Block) and item.info.is_emg):
-            return []
-        if self._coalescer is None:
-            return self._process_block(item)
-        return [event for block in self._coalescer.add(item) for event in self._process_block(block)]
+            return output
+        for block in self._coalescer.add(item) if self._coalescer is not None else [item]:
+            output.extend(self._process_block(block))
+        return output
 
-    def _process_block(self, item: Block) -> list[Event]:
+    def _process_block(self, item: Block) -> PipelineOutput:
         stream = self.streams.get(item.info.name)
-        if stream is None or stream.info != item.info:
-            # A new stream, or a changed INFO: a new analyzer on the same time axis.
-            events = []
-            if stream is not None:
-                events = stream.finish()
-                self._retired.append(stream)
-            stream = EmgStreamPipeline(
-                item.info,
-                item.first_index if stream is None else stream.origin_index,
-                noise_floor_uv=self._floors.get(item.info.name),
-                floor_window_s=self._floor_window_s,
-                analyzer_options=self._options,
-            )
-            self.streams[item.info.name] = stream
-            return events + stream.process(item)
-        return stream.process(item)
+        if stream is not None and stream.info == item.info:
+            return stream.process(item)
+        # A new stream, or a changed INFO: a new analyzer on the same time axis.
+        output = PipelineOutput()
+        if stream is not None:
+            output.extend(stream.finish())
+            self._retired.append(stream)
+        stream = EmgStreamPipeline(
+            item.info,
+            item.first_index if stream is None else stream.origin_index,
+            noise_floor_uv=self._floors.get(item.info.name),
+            floor_window_s=self._floor_window_s,
+            analyzer_options=self._options,
+            display=self._display,
+        )
+        self.streams[item.info.name] = stream
+        output.extend(stream.process(item))
+        return output
 
-    def finish(self) -> list[Event]:
+    def finish(self) -> PipelineOutput:
         """End of data: every stream's last events."""
-        held = self._coalescer.flush() if self._coalescer is not None else []
-        events = [event for block in held for event in self._process_block(block)]
-        return events + [event for stream in self.streams.values() for event in stream.finish()]
+        output = PipelineOutput()
+        for block in self._coalescer.flush() if self._coalescer is not None else []:
+            output.extend(self._process_block(block))
+        for stream in self.streams.values():
+            output.extend(stream.finish())
+        return output
 
     def analysis_json(self) -> dict[str, Any]:
         """The ``analyze --json`` object of what was processed (call after :meth:`finish`)."""

@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from biofeed.blocks import Block, DeviceInfo, DeviceStatus, LinkEvent, LinkState, Marker
+from biofeed.blocks import AnalysisEvent, Block, DeviceInfo, DeviceStatus, LinkEvent, LinkState, Marker
 from biofeed.errors import BiofeedError, ProtocolVersionError, RecordingError
-from biofeed.pipeline import Pipeline
+from biofeed.pipeline import Pipeline, PipelineOutput
 from biofeed.protocol.decoder import Decoder, DecoderStats
 from biofeed.protocol.packets import PROTOCOL_VERSION
 from biofeed.record.writer import RecordingWriter
@@ -26,7 +26,7 @@ __all__ = ["Acquisition", "AcquisitionResult", "Sink"]
 log = logging.getLogger(__name__)
 
 Item = Block | DeviceInfo | Marker | DeviceStatus
-SinkItem = Item | LinkEvent
+SinkItem = Item | LinkEvent | AnalysisEvent
 
 _REFUSE_AFTER_PACKETS = 3
 """Packets of another major version, with none of ours, before the device is refused."""
@@ -36,7 +36,7 @@ class Sink(Protocol):
     """Receives every decoded item. A sink that raises is detached."""
 
     def write(self, item: SinkItem) -> None:
-        """Take one item: a decoded item, or a change of the link's state."""
+        """Take one item: a decoded item, a display block, an analysis event or a link change."""
         ...
 
     def close(self) -> None:
@@ -240,18 +240,23 @@ class Acquisition:
         for item in items:
             self._route(item)
 
-    def _run_pipeline(self, step: Callable[[], list[dict[str, Any]]]) -> None:
+    def _run_pipeline(self, step: Callable[[], PipelineOutput]) -> None:
         try:
-            events = step()
+            output = step()
         except Exception as exc:
             log.warning("the analysis pipeline failed and was detached; recording goes on (%s)", exc)
             log.debug("pipeline failure", exc_info=True)
             self.pipeline = None
             self._detached.append("Pipeline")
-            events = [{"type": "sink_detached", "sink": "Pipeline"}]
+            output = PipelineOutput(events=[{"type": "sink_detached", "sink": "Pipeline"}])
         if self.recorder is not None:
-            for event in events:
+            for event in output.events:
                 self.recorder.append_event(event)
+        for sink in list(self._sinks):
+            for block in output.display:
+                self._guard(sink, sink.write, block)
+            for event in output.events:
+                self._guard(sink, sink.write, AnalysisEvent(event))
 
     def _route(self, item: Item) -> None:
         pipeline = self.pipeline

@@ -82,6 +82,9 @@ class AnalyzerUpdate:
         The mains decision, once.
     ecg : list of EcgDecision
         ECG subtraction switching on or off.
+    cleaned : list of Block
+        The band-passed (and notched, ECG-subtracted) sEMG of this update, uV: what the phase
+        detector and the set point see, for display. The ECG stage delays it by 0.3 s.
     """
 
     events: list[PhaseEvent] = field(default_factory=list)
@@ -90,6 +93,7 @@ class AnalyzerUpdate:
     faults: list[SignalFault] = field(default_factory=list)
     mains: list[MainsDecision] = field(default_factory=list)
     ecg: list[EcgDecision] = field(default_factory=list)
+    cleaned: list[Block] = field(default_factory=list)
 
 
 @dataclass
@@ -233,6 +237,7 @@ class EmgAnalyzer:
         return cleaned
 
     def _run(self, cleaned: Block, update: AnalyzerUpdate) -> None:
+        update.cleaned.append(cleaned)
         events = self.phases.process(cleaned)
         windows = self.windows.process(cleaned)
         h = self.windows.hop_samples
@@ -301,7 +306,7 @@ class EmgAnalyzer:
             corrected = float(correct_for_noise(rms, noise))
             if usable:
                 self.tension.add_window(c, corrected)
-            window = RestWindow(c, start, end, corrected, rest, usable)
+            window = RestWindow(c, start, end, corrected, rest, usable, self.tension.set_point_uv(c))
             update.windows.append(window)
             update.trials.extend(self.trials.add_window(window))
         # Old spans can no longer overlap a queued window.
@@ -400,7 +405,7 @@ def _collect(analyzer: EmgAnalyzer, block: Block) -> AnalyzerUpdate:
         faults=whole.faults + end.faults,
         mains=whole.mains + end.mains,
         ecg=whole.ecg + end.ecg,
-    )
+    )  # cleaned blocks are for display only: an offline analysis does not keep them
 
 
 def analyze_emg(

@@ -213,6 +213,9 @@ class RestWindow:
         The window overlaps no contraction.
     usable : bool
         The gate accepted it and it overlaps no signal fault.
+    set_point_uv : float
+        The channel's set point once this window was taken into account (NaN while too few
+        usable windows), uV.
     """
 
     channel_index: int
@@ -221,6 +224,7 @@ class RestWindow:
     corrected_uv: float
     rest: bool
     usable: bool
+    set_point_uv: float = math.nan
 
 
 @dataclass(frozen=True)

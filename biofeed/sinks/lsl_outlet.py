@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from biofeed.blocks import Block, ChannelKind, DeviceInfo, DeviceStatus, LinkEvent, Marker, StreamInfo
+from biofeed.blocks import AnalysisEvent, Block, ChannelKind, DeviceInfo, DeviceStatus, LinkEvent, Marker, StreamInfo
 from biofeed.sources.lsl import import_pylsl, lsl_unit
 
 __all__ = ["MARKER_STREAM_SUFFIX", "DeviceClockOffset", "LslOutletSink"]
@@ -106,8 +106,8 @@ class LslOutletSink:
 
     # -- the Sink protocol ---------------------------------------------------------------------
 
-    def write(self, item: Block | DeviceInfo | Marker | DeviceStatus | LinkEvent) -> None:
-        """Publish one item (a :class:`LinkEvent` too, for a runner that passes them on)."""
+    def write(self, item: Block | DeviceInfo | Marker | DeviceStatus | LinkEvent | AnalysisEvent) -> None:
+        """Publish one item: blocks on their stream's outlet, everything else on the marker stream."""
         if isinstance(item, Block):
             self._write_block(item)
         elif isinstance(item, DeviceInfo):
@@ -126,6 +126,10 @@ class LslOutletSink:
             self._write_status(item)
         elif isinstance(item, LinkEvent):
             self.write_link_event(item)
+        elif isinstance(item, AnalysisEvent):
+            data = item.data
+            stamp_s = self._stamp_of(str(data.get("stream", "")), int(data.get("sample_index", 0)))
+            self._publish_event({"event": item.type, **{k: v for k, v in data.items() if k != "type"}}, stamp_s)
 
     def write_link_event(self, event: LinkEvent) -> None:
         """Publish a change of link state, stamped now."""
