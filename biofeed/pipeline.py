@@ -24,6 +24,12 @@ import numpy.typing as npt
 from biofeed.blocks import Block, DeviceInfo, DeviceStatus, Marker, StreamInfo
 from biofeed.dsp.analyze import AnalyzerUpdate, EmgAnalyzer, estimate_noise_floor
 from biofeed.dsp.envelope import MovingRms
+from biofeed.dsp.imu.bias import GyroBiasTracker
+from biofeed.dsp.imu.channels import imu_rows
+from biofeed.dsp.imu.fusion import OrientationFusion
+from biofeed.dsp.imu.gate import PostureGate
+from biofeed.dsp.imu.motion import MotionTracker
+from biofeed.dsp.imu.posture import Posture
 
 __all__ = [
     "ANALYSIS_JSON_VERSION",
@@ -80,6 +86,77 @@ class _FloorWindow:
     n_samples: int = 0
 
 
+class ImuPipeline:
+    """The IMUs of one device: gyro bias -> orientation per stream, into one motion tracker.
+
+    The tracker gates the EMG set points (quasi-static, in the reference posture: SCIENCE.md 4)
+    and gives the postures a trial's verdict compares (SCIENCE.md 6). Only streams with three
+    acc and three gyro channels at the device's first IMU rate are followed.
+
+    Parameters
+    ----------
+    device : DeviceInfo
+        The device whose IMU streams to follow.
+
+    Raises
+    ------
+    ValueError
+        When the device has no IMU stream.
+    """
+
+    def __init__(self, device: DeviceInfo) -> None:
+        streams = [s for s in device.streams if _is_imu(s)]
+        if not streams:
+            raise ValueError(f"device {device.device_id!r} has no IMU stream")
+        rate_hz = streams[0].sample_rate_hz
+        self._chains = {
+            s.name: (GyroBiasTracker(rate_hz), OrientationFusion(rate_hz))
+            for s in streams
+            if s.sample_rate_hz == rate_hz
+        }
+        self.tracker = MotionTracker(rate_hz, [f"{name}_orientation" for name in self._chains])
+        self.gate = PostureGate(self.tracker)
+
+    def follows(self, block: Block) -> bool:
+        """Whether ``block`` is one of the IMU streams followed."""
+        return block.info.name in self._chains
+
+    def process(self, block: Block) -> None:
+        """Take one raw IMU block of a followed stream."""
+        bias, fusion = self._chains[block.info.name]
+        self.tracker.process(fusion.process(bias.process(block)))
+
+    def finish(self) -> None:
+        """End of data: the tracker settles everything it holds."""
+        self.tracker.finish()
+
+
+def _is_imu(stream: StreamInfo) -> bool:
+    try:
+        imu_rows(stream)
+    except ValueError:
+        return False
+    return True
+
+
+class _ShiftedGate:
+    """The IMU gate and postures on an EMG stream's time axis (seconds from its first sample)."""
+
+    def __init__(self, imu: ImuPipeline, origin_s: float) -> None:
+        self._imu = imu
+        self._origin_s = origin_s
+
+    @property
+    def settled_s(self) -> float:
+        return self._imu.tracker.settled_s - self._origin_s
+
+    def __call__(self, start_s: float, end_s: float) -> bool:
+        return self._imu.gate(start_s + self._origin_s, end_s + self._origin_s)
+
+    def posture_between(self, start_s: float, end_s: float) -> Posture | None:
+        return self._imu.tracker.posture_between(start_s + self._origin_s, end_s + self._origin_s)
+
+
 class EmgStreamPipeline:
     """The sEMG chain of one stream, with its noise floor fixed from the stream's start.
 
@@ -97,6 +174,8 @@ class EmgStreamPipeline:
         Keyword options of :class:`~biofeed.dsp.analyze.EmgAnalyzer` (band, mains, ecg ...).
     display : bool
         Also give the display blocks (:class:`PipelineOutput`).
+    imu : ImuPipeline or None
+        The device's IMUs: they gate the set point and judge posture changes.
     """
 
     def __init__(
@@ -108,12 +187,17 @@ class EmgStreamPipeline:
         floor_window_s: float = DEFAULT_FLOOR_WINDOW_S,
         analyzer_options: Mapping[str, Any] | None = None,
         display: bool = False,
+        imu: ImuPipeline | None = None,
     ) -> None:
         if not floor_window_s > 0:
             raise ValueError(f"floor_window_s must be positive, got {floor_window_s}")
         self.info = info
         self.origin_index = origin_index
         self._options = dict(analyzer_options or {})
+        if imu is not None:
+            shifted = _ShiftedGate(imu, origin_index / info.sample_rate_hz)
+            self._options.setdefault("gate", shifted)
+            self._options.setdefault("posture", shifted)
         self._given_floor = noise_floor_uv
         self._floor_samples = math.ceil(floor_window_s * info.sample_rate_hz)
         self._held: _FloorWindow | None = _FloorWindow()
@@ -196,7 +280,10 @@ class EmgStreamPipeline:
                 floor, source = estimate_noise_floor(held.blocks[0], self._given_floor)
             else:
                 data = np.concatenate([b.data for b in held.blocks], axis=1)
-                floor, source = estimate_noise_floor(Block(self.info, data, start_index), options=self._options)
+                # The floor comes from the signal alone: an IMU gate here would make it depend on
+                # how the EMG and IMU blocks happened to interleave.
+                options = {k: v for k, v in self._options.items() if k not in ("gate", "posture")}
+                floor, source = estimate_noise_floor(Block(self.info, data, start_index), options=options)
             analyzer = EmgAnalyzer(self.info.sample_rate_hz, floor, **self._options)
         except ValueError as exc:
             # Too little data for a noise floor, or a rate that cannot carry an EMG band: this stream
@@ -377,11 +464,20 @@ class Pipeline:
         self._options = dict(analyzer_options or {})
         self.streams: dict[str, EmgStreamPipeline] = {}
         self._retired: list[EmgStreamPipeline] = []
+        self.imu: ImuPipeline | None = None
 
     def process(self, item: Item) -> PipelineOutput:
         """Take one decoded item; return the events for ``events.jsonl`` (and display blocks)."""
         output = PipelineOutput()
-        if not (isinstance(item, Block) and item.info.is_emg):
+        if isinstance(item, DeviceInfo):
+            if self.imu is None and any(_is_imu(s) for s in item.streams):
+                self.imu = ImuPipeline(item)
+            return output
+        if not isinstance(item, Block):
+            return output
+        if not item.info.is_emg:
+            if self.imu is not None and self.imu.follows(item):
+                self.imu.process(item)
             return output
         for block in self._coalescer.add(item) if self._coalescer is not None else [item]:
             output.extend(self._process_block(block))
@@ -403,6 +499,7 @@ class Pipeline:
             floor_window_s=self._floor_window_s,
             analyzer_options=self._options,
             display=self._display,
+            imu=self.imu,
         )
         self.streams[item.info.name] = stream
         output.extend(stream.process(item))
@@ -411,6 +508,8 @@ class Pipeline:
     def finish(self) -> PipelineOutput:
         """End of data: every stream's last events."""
         output = PipelineOutput()
+        if self.imu is not None:
+            self.imu.finish()  # settles the gate past every window the EMG streams still hold
         for block in self._coalescer.flush() if self._coalescer is not None else []:
             output.extend(self._process_block(block))
         for stream in self.streams.values():

@@ -33,7 +33,13 @@ from biofeed.dsp.noise import (
     noise_floor_from_high_band,
     noise_floor_from_rest,
 )
-from biofeed.dsp.pandiculation import PandiculationTracker, PandiculationTrial, RestWindow, TrialCriteria
+from biofeed.dsp.pandiculation import (
+    PandiculationTracker,
+    PandiculationTrial,
+    PostureSource,
+    RestWindow,
+    TrialCriteria,
+)
 from biofeed.dsp.phases import Phase, PhaseDetector, PhaseEvent, PhaseSettings
 from biofeed.dsp.quality import (
     FaultKind,
@@ -43,7 +49,7 @@ from biofeed.dsp.quality import (
     estimate_rails,
     sample_rate_warnings,
 )
-from biofeed.dsp.tension import DEFAULT_N_WINDOWS, RestingTension, WindowGate
+from biofeed.dsp.tension import DEFAULT_N_WINDOWS, RestingTension, SettlingGate, WindowGate
 
 __all__ = [
     "AnalyzerUpdate",
@@ -128,6 +134,9 @@ class EmgAnalyzer:
         Reference contraction per channel (noise-corrected uV) for the contraction score.
     gate : WindowGate or None
         Called per 1 s window with its device time span; False keeps it out of the set points (IMU).
+        A :class:`~biofeed.dsp.tension.SettlingGate` holds windows until it covers them.
+    posture : PostureSource or None
+        Trunk posture over device time (IMU): a trial whose posture changed is ``rejected``.
     set_point_windows : int
         Gated windows in the set point (SCIENCE.md 4: 30-60).
     phase_settings : PhaseSettings or None
@@ -153,6 +162,7 @@ class EmgAnalyzer:
         rails_uv: tuple[float, float] | None = None,
         reference_contraction_uv: npt.ArrayLike | None = None,
         gate: WindowGate | None = None,
+        posture: PostureSource | None = None,
         set_point_windows: int = DEFAULT_N_WINDOWS,
         phase_settings: PhaseSettings | None = None,
         criteria: TrialCriteria | None = None,
@@ -176,7 +186,7 @@ class EmgAnalyzer:
         self.faults = SignalFaultDetector(sample_rate_hz, rails_uv=rails_uv)
         self.noise_floor_uv = np.atleast_1d(np.asarray(noise_floor_uv, dtype=np.float64))
         self.tension = RestingTension(self.noise_floor_uv, n_windows=set_point_windows)
-        self.trials = PandiculationTracker(self.noise_floor_uv, reference_contraction_uv, criteria, seed)
+        self.trials = PandiculationTracker(self.noise_floor_uv, reference_contraction_uv, criteria, seed, posture)
         self.gate = gate
         self._splitter = FiniteSplitter()
         self._channels: list[_Contractions] = []
@@ -279,7 +289,9 @@ class EmgAnalyzer:
     def _release(self, update: AnalyzerUpdate, final: bool) -> None:
         if not any(ch.queue for ch in self._channels):
             return  # the common case: a 1 s window completes once a second
-        fault_horizon = self.faults.settled_index()
+        fault_horizon: float = self.faults.settled_index()
+        if isinstance(self.gate, SettlingGate):  # an IMU gate judges a window only once it covers it
+            fault_horizon = min(fault_horizon, math.floor(self.gate.settled_s * self.sample_rate_hz))
         for c in range(len(self._channels)):
             horizon = math.inf if final else min(self.phases.settled_index(c), fault_horizon)
             self._release_channel(c, horizon, update)

@@ -34,16 +34,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from biofeed.dsp.imu.posture import Posture, PostureComparison, compare_postures
 from biofeed.dsp.phases import Contraction
 
 __all__ = [
+    "PRE_POSTURE_S",
     "PandiculationTracker",
     "PandiculationTrial",
+    "PostureSource",
     "RestWindow",
     "ScoreComponents",
     "TrialCriteria",
@@ -259,6 +262,9 @@ class PandiculationTrial:
         SCIENCE.md 7.
     final : bool
         False for a provisional snapshot (persistence window still open).
+    posture_change_deg : float or None
+        Largest tilt change of a trunk sensor between the 30 s before the onset and the post-rest;
+        None without an IMU.
     """
 
     contraction: Contraction
@@ -277,6 +283,7 @@ class PandiculationTrial:
     verdict_reason: str
     components: ScoreComponents
     final: bool = True
+    posture_change_deg: float | None = None
 
     @property
     def channel_index(self) -> int:
@@ -314,6 +321,7 @@ class PandiculationTrial:
             "n_persistence_windows": self.n_persistence_windows,
             "verdict": self.verdict.value,
             "verdict_reason": self.verdict_reason,
+            "posture_change_deg": self.posture_change_deg,
             "score": self.score,
             "score_components": self.components.to_json(),
             "final": self.final,
@@ -389,6 +397,18 @@ def score_trial(
     )
 
 
+class PostureSource(Protocol):
+    """Where the trunk posture over a span of device time comes from (the IMU's motion tracker)."""
+
+    def posture_between(self, start_s: float, end_s: float) -> Posture | None:
+        """Mean posture over the quiet part of [start_s, end_s) seconds; None when unknown."""
+        ...
+
+
+PRE_POSTURE_S = 30.0
+"""Seconds before the onset whose posture is the trial's "before" (the set point's 30 windows)."""
+
+
 @dataclass
 class _Pending:
     contraction: Contraction
@@ -421,6 +441,9 @@ class PandiculationTracker:
         Verdict and score criteria.
     seed : int
         Seed of the bootstrap.
+    posture : PostureSource or None
+        With an IMU: the postures before the onset and over the post-rest are compared, and a
+        trial whose posture changed by more than 3 deg is ``rejected`` (SCIENCE.md 6).
     """
 
     def __init__(
@@ -429,6 +452,7 @@ class PandiculationTracker:
         reference_contraction_uv: npt.ArrayLike | None = None,
         criteria: TrialCriteria | None = None,
         seed: int = 0,
+        posture: PostureSource | None = None,
     ) -> None:
         self.noise_floor_uv = np.atleast_1d(np.asarray(noise_floor_uv, dtype=np.float64))
         reference = np.full(self.noise_floor_uv.shape, np.nan)
@@ -437,6 +461,7 @@ class PandiculationTracker:
         self.reference_contraction_uv = reference
         self.criteria = criteria or TrialCriteria()
         self.seed = seed
+        self.posture = posture
         self._pending: list[_Pending] = []
 
     def start(
@@ -569,7 +594,10 @@ class PandiculationTracker:
         persistence_ratio = None
         if pre_uv is not None and pre_uv > 0 and persistence.shape[0] >= c.min_persistence_windows:
             persistence_ratio = float(np.median(persistence)) / pre_uv
-        verdict, reason = self._verdict(pending, pre_uv, post_uv, ratio, ci, persistence_ratio, noise, final)
+        comparison = self._posture_comparison(contraction, post.shape[0] > 0)
+        verdict, reason = self._verdict(
+            pending, pre_uv, post_uv, ratio, ci, persistence_ratio, noise, final, comparison
+        )
         return PandiculationTrial(
             contraction=contraction,
             noise_floor_uv=noise,
@@ -585,9 +613,24 @@ class PandiculationTracker:
             n_persistence_windows=int(persistence.shape[0]),
             verdict=verdict,
             verdict_reason=reason,
+            posture_change_deg=comparison.difference_deg if comparison is not None else None,
             components=score_trial(contraction, peak_fraction, ratio, post_uv, persistence_ratio, noise, c),
             final=final,
         )
+
+    def _posture_comparison(self, contraction: Contraction, has_post_rest: bool) -> PostureComparison | None:
+        """Posture before the onset vs over the post-rest; None without an IMU or a posture for both."""
+        if self.posture is None or not has_post_rest:
+            return None
+        c = self.criteria
+        onset_s = contraction.onset_s
+        before = self.posture.posture_between(max(onset_s - PRE_POSTURE_S, 0.0), onset_s)
+        after = self.posture.posture_between(
+            contraction.release_end_s + c.post_rest_s[0], contraction.release_end_s + c.post_rest_s[1]
+        )
+        if before is None or after is None:
+            return None
+        return compare_postures(before, after)
 
     def _verdict(
         self,
@@ -599,10 +642,13 @@ class PandiculationTracker:
         persistence_ratio: float | None,
         noise_uv: float,
         final: bool,
+        posture: PostureComparison | None = None,
     ) -> tuple[Verdict, str]:
         c = self.criteria
         if pending.fault:
             return Verdict.REJECTED, f"signal fault during the contraction: {pending.fault}"
+        if posture is not None and not posture.matched:
+            return Verdict.REJECTED, f"posture changed: {posture.reason()}"
         if pending.n_refused_post > len(pending.post):
             return Verdict.REJECTED, "most post-rest windows refused by the gate (motion, posture or artifact)"
         if pre_uv is None:

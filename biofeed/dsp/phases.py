@@ -62,6 +62,17 @@ class PhaseSettings:
         Thresholds in rest SDs above the rest mean of the 50 ms RMS.
     onset_hold_s, offset_hold_s : float
         How long the envelope must stay beyond each threshold.
+    settled_rest_s : float
+        A contraction also ends when its 250 ms RMS has stayed below the release end (10 % of
+        peak above the rest mean) this long, even if the 50 ms RMS keeps flickering above the
+        offset threshold: the rest level after it has moved (another posture, another tone), and
+        the rest statistics are then re-estimated. 3 s is the release the score credits fully.
+    long_active_s, long_settled_fraction : float
+        After ``long_active_s`` in CONTRACTION/RELEASE (a pandiculation's hold and slow release
+        take under 20 s, SCIENCE.md 5 and 7), settling for ``settled_rest_s`` below this fraction
+        of (peak - rest mean) above the rest mean also ends it: the "contraction" is a rest level
+        the rest statistics did not know (they were learnt in another posture, or during the
+        electrical silence of full flexion).
     onset_lookback_s : float
         How far back from its held run an onset may be dated: to where the 50 ms RMS last rose
         through the offset threshold (the lower threshold of the hysteresis pair).
@@ -91,6 +102,9 @@ class PhaseSettings:
     offset_sd: float = 2.5
     onset_hold_s: float = 0.05
     offset_hold_s: float = 0.25
+    settled_rest_s: float = 3.0
+    long_active_s: float = 30.0
+    long_settled_fraction: float = 0.5
     onset_lookback_s: float = 0.1
     release_start_fraction: float = 0.9
     release_end_fraction: float = 0.1
@@ -105,7 +119,7 @@ class PhaseSettings:
     amplitude_window_s: float = DISPLAY_WINDOW_S
 
     def __post_init__(self) -> None:
-        for name in ("onset_sd", "offset_sd", "onset_hold_s", "offset_hold_s", "release_hold_s"):
+        for name in ("onset_sd", "offset_sd", "onset_hold_s", "offset_hold_s", "settled_rest_s", "release_hold_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
@@ -323,6 +337,7 @@ class _Trial:
     live_phase: Phase = Phase.CONTRACTION
     release_run: int = 0
     offset_run: int = 0
+    settled_run: int = 0
     held_back: list[tuple[int, Phase]] = field(default_factory=list)  # (hop, phase) inside a candidate offset run
 
 
@@ -368,6 +383,8 @@ class PhaseDetector:
         self._onset_hold = max(1, round(s.onset_hold_s / hop_s))
         self._lookback = round(s.onset_lookback_s / hop_s)
         self._offset_hold = max(1, round(s.offset_hold_s / hop_s))
+        self._settled_hold = max(1, round(s.settled_rest_s / hop_s))
+        self._long_active_hops = round(s.long_active_s / hop_s)
         self._release_hold = max(1, round(s.release_hold_s / hop_s))
         self._step = max(1, round(s.release_step_s / hop_s))
         self._calibration_hops = max(2, round(s.calibration_s / hop_s))
@@ -609,20 +626,32 @@ class PhaseDetector:
         if trial is None:  # unreachable: CONTRACTION/RELEASE always carry a trial
             raise RuntimeError("active phase without a trial")
         s = self.settings
-        confirmed, run = _first_run_end(t[i:] < trial.offset_threshold_uv, trial.offset_run, self._offset_hold)
+        all_peaks = np.maximum.accumulate(np.concatenate(([trial.peak_uv], a[i:])))[1:]
+        quiet, quiet_run = _first_run_end(t[i:] < trial.offset_threshold_uv, trial.offset_run, self._offset_hold)
+        since_onset = first_hop + i + np.arange(a.shape[0] - i) - trial.onset_hop
+        fraction = np.where(since_onset < self._long_active_hops, s.release_end_fraction, s.long_settled_fraction)
+        settled_level = trial.mean_uv + fraction * (all_peaks - trial.mean_uv)
+        level_1s = self._causal_level(trial, a[i:])
+        settled, settled_run = _first_run_end(level_1s < settled_level, trial.settled_run, self._settled_hold)
+        # The contraction ends at whichever rest is confirmed first: quiet below the offset
+        # threshold, or settled below the release end (a rest level that moved).
+        confirmed, hold = quiet, self._offset_hold
+        if settled is not None and (quiet is None or settled < quiet):
+            confirmed, hold = settled, self._settled_hold
         stop = i + (confirmed + 1 if confirmed is not None else t.shape[0] - i)
         amplitude = a[i:stop]
         trial.history.append(amplitude)
         trial.timing_history.append(t[i:stop])
-        peaks = np.maximum.accumulate(np.concatenate(([trial.peak_uv], amplitude)))[1:]
+        peaks = all_peaks[: stop - i]
         trial.peak_uv = float(peaks[-1])
         below_90 = amplitude < trial.mean_uv + s.release_start_fraction * (peaks - trial.mean_uv)
         changes = self._live_release_changes(trial, below_90, first_hop + i)
         if confirmed is None:
-            trial.offset_run = run
-            candidate_hop = first_hop + t.shape[0] - run if run else math.inf
+            trial.offset_run, trial.settled_run = quiet_run, settled_run
+            runs = [run for run in (quiet_run, settled_run) if run]
+            candidate_hop = first_hop + t.shape[0] - max(runs) if runs else math.inf
         else:
-            candidate_hop = first_hop + stop - self._offset_hold
+            candidate_hop = first_hop + stop - hold
         queued = trial.held_back + changes
         trial.held_back = [(hop, phase) for hop, phase in queued if hop >= candidate_hop]
         for hop, phase in queued:
@@ -630,12 +659,32 @@ class PhaseDetector:
                 events.append(self._event(c, channel, phase, self._amplitude_centre(hop)))
         if confirmed is None:
             return stop
-        contraction = self._measure(c, trial, first_hop + stop - self._offset_hold)
+        contraction = self._measure(c, trial, first_hop + stop - hold)
         channel.trial = None
         channel.rest_from_hop = contraction.offset_index // self._hop
         channel.gather_from_hop = first_hop + stop + self._settle_hops
         events.append(self._event(c, channel, Phase.REST, contraction.offset_index, contraction))
         return stop
+
+    def _causal_level(self, trial: _Trial, amplitude: _Array) -> _Array:
+        """1 s RMS (the last four back-to-back 250 ms windows) ending at each of these hops; inf before 1 s.
+
+        The 250 ms RMS alone carries about 8 % estimation noise, so a resting level just under the
+        release end would seldom stay under it for seconds on end; four windows halve the noise.
+        """
+        m = self._amplitude.hops_per_window
+        span = (_SHAPE_WINDOWS - 1) * m
+        earlier = np.concatenate(trial.history)[-span:] if trial.history else np.zeros(0)
+        joined = np.concatenate((earlier, amplitude))
+        n_new = amplitude.shape[0]
+        ends = np.arange(joined.shape[0] - n_new, joined.shape[0])
+        level = np.full(n_new, np.inf)
+        ok = ends >= span
+        if ok.any():
+            squares = joined * joined
+            k = ends[ok]
+            level[ok] = np.sqrt(np.mean([squares[k - w * m] for w in range(_SHAPE_WINDOWS)], axis=0))
+        return level
 
     def _live_release_changes(
         self, trial: _Trial, below_90: npt.NDArray[np.bool_], first_hop: int

@@ -16,6 +16,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_N_WINDOWS",
     "RestingTension",
     "SetPointStatistic",
+    "SettlingGate",
     "WindowGate",
 ]
 
@@ -38,6 +40,24 @@ DEFAULT_MIN_WINDOWS = 10
 
 WindowGate = Callable[[float, float], bool]
 """``gate(start_s, end_s) -> bool``: may the 1 s window spanning device time [start_s, end_s) count as rest."""
+
+
+@runtime_checkable
+class SettlingGate(Protocol):
+    """A :data:`WindowGate` that can judge a window only once its own data covers it (an IMU).
+
+    Windows are held until ``settled_s`` passes their end, so the answer does not depend on how
+    the EMG and IMU blocks interleave.
+    """
+
+    @property
+    def settled_s(self) -> float:
+        """Device time, seconds, up to which windows can be judged."""
+        ...
+
+    def __call__(self, start_s: float, end_s: float) -> bool:
+        """May the window [start_s, end_s) count as rest."""
+        ...
 
 
 class SetPointStatistic(StrEnum):
