@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from biofeed.errors import RecordingError
-from biofeed.pipeline import BATCH_COALESCE_S, Pipeline
+from biofeed.pipeline import ANALYSIS_JSON_VERSION, BATCH_COALESCE_S, Pipeline
 from biofeed.protocol.decoder import Decoder
 from biofeed.record.reader import open_recording
 
-__all__ = ["analyze_path", "analyze_recording", "format_analysis"]
+__all__ = ["analyze_foreign_file", "analyze_path", "analyze_recording", "format_analysis"]
 
 
 def analyze_path(
@@ -58,7 +58,43 @@ def analyze_path(
         return analyze_recording(target, channels=channels)
     if not target.exists():
         raise RecordingError(target, "no such file or folder")
-    raise RecordingError(target, "not a biofeed recording folder, and foreign files (EDF/BDF/CSV) are not read yet")
+    return analyze_foreign_file(target, fs_hz=fs_hz, unit=unit, channels=channels)
+
+
+def analyze_foreign_file(
+    path: Path, *, fs_hz: float | None = None, unit: str | None = None, channels: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Analyse the EMG channels of an EDF/BDF or CSV file with :func:`~biofeed.dsp.analyze.analyze_emg`.
+
+    A foreign file has no live run to agree with, so the whole record is analysed at once (its
+    noise floor from the whole record: docs/dsp.md).
+
+    Raises
+    ------
+    RecordingError
+        A file that cannot be read, with no EMG channel, or without the named channels.
+    """
+    from biofeed.dsp.analyze import analyze_emg
+    from biofeed.record.foreign import read_foreign
+
+    foreign = read_foreign(path, sample_rate_hz=fs_hz, unit=unit or "uV")
+    names, rate_hz, data_uv = foreign.emg_channels()
+    if channels:
+        unknown = sorted(set(channels) - set(names))
+        if unknown:
+            raise RecordingError(path, f"no channel {', '.join(unknown)}; it has {', '.join(names)}")
+        keep = [i for i, name in enumerate(names) if name in channels]
+        names, data_uv = tuple(names[i] for i in keep), data_uv[keep]
+    try:
+        analysis = analyze_emg(data_uv, rate_hz, names)
+    except ValueError as exc:  # a rate that cannot carry an EMG band, too short a record
+        raise RecordingError(path, str(exc)) from None
+    result = analysis.to_json()
+    result["version"] = ANALYSIS_JSON_VERSION
+    for channel in result["channels"]:
+        channel.setdefault("stream", "emg")
+    result["source"] = {"path": str(path), "format": foreign.file_format}
+    return result
 
 
 def analyze_recording(path: Path | str, *, channels: Sequence[str] | None = None) -> dict[str, Any]:

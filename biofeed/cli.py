@@ -83,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="one JSON object (docs/info-json.md)")
     info.set_defaults(handler=_info)
 
+    exp = sub.add_parser("export", help="export a recording to EDF+/BDF+, CSV or Parquet (docs/export.md)")
+    exp.add_argument("path", type=Path, metavar="PATH", help="recording folder")
+    exp.add_argument("--to", required=True, choices=("edf", "bdf", "csv", "parquet"))
+    exp.add_argument(
+        "--out", type=Path, default=None, metavar="FILE", help="file or folder to create (default: by PATH)"
+    )
+    exp.add_argument("--anonymize", action="store_true", help="remove the client's name, birth date and pseudonym")
+    exp.set_defaults(handler=_export)
+
     analyze = sub.add_parser("analyze", help="resting tension, contractions and pandiculation verdicts")
     analyze.add_argument("path", type=Path, help="a biofeed recording folder, an EDF/BDF file or a CSV file")
     analyze.add_argument("--json", action="store_true", help="one JSON object (docs/analysis-json.md)")
@@ -111,6 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("biofeed: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our output went away (`biofeed analyze ... | head`): a normal end. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (BiofeedError, ValueError) as exc:
         if args.debug:
             raise
@@ -222,6 +236,13 @@ def _info(args: argparse.Namespace) -> int:
 
     summary = summarize_recording(args.path)
     print(json.dumps(summary.to_json(), indent=2) if args.json else summary.to_text())
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from biofeed.record.export import run_export
+
+    print(f"export: {run_export(args.path, args.to, args.out, args.anonymize)}")
     return EXIT_OK
 
 

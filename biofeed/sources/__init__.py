@@ -20,7 +20,8 @@ def open_source(url: str) -> Source:
     ----------
     url : str
         ``serial://PATH?baud=N``, ``ble://ADDRESS|NAME?timeout=S&reconnect=N&backoff=S``,
-        ``sim://SCENARIO?seed=N&speed=X``, ``replay://DIR?speed=X``, ``lsl://NAME`` or
+        ``sim://SCENARIO?seed=N&speed=X``, ``replay://DIR|FILE?speed=X`` (a recording folder, or an
+        EDF/BDF/CSV file), ``lsl://NAME`` or
         ``brainflow://BOARD?params``.
 
     Raises
@@ -56,6 +57,10 @@ def open_source(url: str) -> Source:
 
         return SimSource.from_url(parsed)
     if parsed.scheme == "replay":
+        from biofeed.record.foreign import ForeignFileSource, is_foreign_file
+
+        if is_foreign_file(parsed.target):  # EDF/BDF/CSV made by another tool: replay://FILE?fs=HZ&unit=uV
+            return ForeignFileSource.from_url(parsed)
         from biofeed.sources.replay import ReplaySource
 
         return ReplaySource.from_url(parsed)
