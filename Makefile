@@ -4,8 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # Debian packages the project needs at run or test time (Qt offscreen runtime, C toolchain,
-# the private D-Bus of the fake BlueZ in the BLE tests).
-DEBS := gcc make libc6-dev libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 dbus-daemon
+# the private D-Bus of the fake BlueZ in the BLE tests, chromium to render the HTML reports in tests).
+DEBS := gcc make libc6-dev libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 dbus-daemon chromium
 
 .PHONY: demo test lint bench firmware debs clean
 

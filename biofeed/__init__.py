@@ -8,6 +8,7 @@ from biofeed.blocks import UNIT_BY_KIND, Block, ChannelInfo, ChannelKind, Device
 from biofeed.errors import (
     BiofeedError,
     CalibrationError,
+    CatalogueError,
     CorruptPacketError,
     DeviceNotFoundError,
     ProtocolError,
@@ -24,6 +25,7 @@ __all__ = [
     "BiofeedError",
     "Block",
     "CalibrationError",
+    "CatalogueError",
     "ChannelInfo",
     "ChannelKind",
     "CorruptPacketError",

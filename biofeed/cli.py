@@ -14,7 +14,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from biofeed.errors import BiofeedError
 
@@ -106,6 +106,71 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=_positive, default=60.0, metavar="S", help="device seconds (default 60)")
     demo.add_argument("--out", type=Path, default=None, metavar="DIR", help="default: a new folder in BIOFEED_HOME")
     demo.set_defaults(handler=_demo)
+    # --- practitioner sessions (biofeed/sessions, docs/sessions.md) ---
+    rec.add_argument("--protocol", default=None, metavar="NAME", help="with --client: the exercise protocol followed")
+
+    clients = sub.add_parser("clients", help="the practitioner's clients (pseudonyms)")
+    clients_sub = clients.add_subparsers(dest="clients_command", required=True, metavar="ACTION")
+    clients_add = clients_sub.add_parser("add", help="add a client; a pseudonym is generated when none is given")
+    clients_add.add_argument("pseudonym", nargs="?", default=None, metavar="PSEUDONYM")
+    clients_add.add_argument("--name", default=None, help="real name, stored only when given")
+    clients_add.add_argument("--birth-date", default=None, metavar="YYYY-MM-DD", help="stored only when given")
+    clients_add.set_defaults(handler=_clients_add)
+    clients_list = clients_sub.add_parser("list", help="every client")
+    clients_list.add_argument("--json", action="store_true")
+    clients_list.set_defaults(handler=_clients_list)
+    clients_show = clients_sub.add_parser("show", help="a client's calibrations, sessions and notes")
+    clients_show.add_argument("client", metavar="CLIENT")
+    clients_show.add_argument("--json", action="store_true")
+    clients_show.set_defaults(handler=_clients_show)
+    clients_note = clients_sub.add_parser("note", help="keep a practitioner's note about a client")
+    clients_note.add_argument("client", metavar="CLIENT")
+    clients_note.add_argument("text", metavar="TEXT")
+    clients_note.add_argument("--session", type=int, default=None, metavar="ID", help="about this session")
+    clients_note.set_defaults(handler=_clients_note)
+
+    sessions = sub.add_parser("sessions", help="clients' sessions (recordings filed in the catalogue)")
+    sessions_sub = sessions.add_subparsers(dest="sessions_command", required=True, metavar="ACTION")
+    sessions_list = sessions_sub.add_parser("list", help="sessions, of one client or all")
+    sessions_list.add_argument("--client", default=None, metavar="CLIENT")
+    sessions_list.add_argument("--json", action="store_true")
+    sessions_list.set_defaults(handler=_sessions_list)
+    sessions_add = sessions_sub.add_parser("add", help="file a recording as a session of a client")
+    sessions_add.add_argument("client", metavar="CLIENT")
+    sessions_add.add_argument("recording", type=Path, metavar="RECORDING")
+    sessions_add.add_argument("--protocol", default=None, metavar="NAME", help="the exercise protocol followed")
+    sessions_add.add_argument(
+        "--protocol-start", type=float, default=None, metavar="S", help="seconds into the recording it started"
+    )
+    sessions_add.add_argument("--posture", default=None, help="lying_supine, standing ... (default: the protocol's)")
+    sessions_add.set_defaults(handler=_sessions_add)
+    sessions_show = sessions_sub.add_parser("show", help="a session's set points and trials")
+    sessions_show.add_argument("session_id", type=int, metavar="ID")
+    sessions_show.add_argument("--json", action="store_true")
+    sessions_show.set_defaults(handler=_sessions_show)
+
+    calibrate = sub.add_parser("calibrate", help="guided calibration of a client on a device")
+    calibrate.add_argument("--device", required=True, metavar="URL", help=_DEVICE_HELP)
+    calibrate.add_argument("--client", required=True, metavar="NAME")
+    calibrate.add_argument("--headless", action="store_true", help="in the terminal: each step follows the last")
+    calibrate.add_argument("--protocol", default="calibration", metavar="NAME", help="calibration/protocols/NAME.toml")
+    calibrate.add_argument("--out", type=Path, default=None, metavar="DIR", help="default: a folder in BIOFEED_HOME")
+    calibrate.set_defaults(handler=_calibrate)
+
+    history = sub.add_parser("history", help="a client's progress across sessions")
+    history.add_argument("client", metavar="CLIENT")
+    history.add_argument("--json", action="store_true", help='{"client": ..., "sessions": [...], "trend": {...}}')
+    history.set_defaults(handler=_history)
+
+    report = sub.add_parser("report", help="a self-contained HTML report of a recording or a client")
+    report.add_argument("target", metavar="RECORDING|CLIENT")
+    report.add_argument("--out", required=True, type=Path, metavar="FILE.html")
+    report.set_defaults(handler=_report)
+
+    boards = sub.add_parser("boards", help="board profiles, and whether each can resolve true relaxation")
+    boards.add_argument("name", nargs="?", default=None, metavar="NAME")
+    boards.add_argument("--json", action="store_true")
+    boards.set_defaults(handler=_boards)
     return parser
 
 
@@ -185,8 +250,20 @@ def _record(args: argparse.Namespace) -> int:
     from biofeed.sources import open_source
 
     _load_acquisition_modules()  # before the port opens: a port nobody reads overflows
+    pipeline_kwargs: dict[str, Any] = {}
+    if args.client is not None:
+        from biofeed.sessions.commands import record_pipeline_kwargs
+
+        pipeline_kwargs = record_pipeline_kwargs(args.client)  # also refuses an unknown client before recording
     source = open_source(args.device)
-    return _acquire(source, args.device, args.out, args.duration, args.client, lsl=args.lsl)
+    code = _acquire(
+        source, args.device, args.out, args.duration, args.client, lsl=args.lsl, pipeline_kwargs=pipeline_kwargs
+    )
+    if args.client is not None and args.out.is_dir():
+        from biofeed.sessions.commands import file_recorded_session
+
+        file_recorded_session(args.client, args.out, protocol=args.protocol)
+    return code
 
 
 def _load_acquisition_modules() -> None:
@@ -197,21 +274,30 @@ def _load_acquisition_modules() -> None:
 
 
 def _acquire(
-    source: Source, url: str, out: Path, duration_s: float | None, client: str | None, *, lsl: bool = False
+    source: Source,
+    url: str,
+    out: Path,
+    duration_s: float | None,
+    client: str | None,
+    *,
+    lsl: bool = False,
+    pipeline_kwargs: dict[str, Any] | None = None,
 ) -> int:
     from biofeed.pipeline import Pipeline
     from biofeed.record.writer import RecordingWriter
     from biofeed.runner import Acquisition
+    from biofeed.sessions.board_notice import BoardNoticeSink
     from biofeed.status_line import format_summary, write_status
 
     interactive = sys.stderr.isatty()
-    sinks: list[Sink] = []
+    sinks: list[Sink] = [BoardNoticeSink(sys.stderr)]  # says before the session whether the board resolves relaxation
     if lsl:  # nothing listens on the network unless asked
         from biofeed.sinks.lsl_outlet import LslOutletSink
 
         sinks.append(LslOutletSink())
     with RecordingWriter(out, source_url=url, client=client) as recorder:
-        acquisition = Acquisition(source, recorder=recorder, duration_s=duration_s, pipeline=Pipeline(), sinks=sinks)
+        pipeline = Pipeline(**(pipeline_kwargs or {}))
+        acquisition = Acquisition(source, recorder=recorder, duration_s=duration_s, pipeline=pipeline, sinks=sinks)
         acquisition.start()
         try:
             while not acquisition.join(_STATUS_INTERVAL_S):
@@ -278,3 +364,72 @@ def _demo(args: argparse.Namespace) -> int:
         stop.set()
         feeder.join(timeout=2.0)
         os.close(master_fd)
+
+
+def _clients_add(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import clients_add
+
+    return clients_add(args.pseudonym, name=args.name, birth_date=args.birth_date)
+
+
+def _clients_list(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import clients_list
+
+    return clients_list(as_json=args.json)
+
+
+def _clients_show(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import clients_show
+
+    return clients_show(args.client, as_json=args.json)
+
+
+def _clients_note(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import clients_note
+
+    return clients_note(args.client, args.text, session_id=args.session)
+
+
+def _sessions_list(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import sessions_list
+
+    return sessions_list(args.client, as_json=args.json)
+
+
+def _sessions_add(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import sessions_add
+
+    return sessions_add(
+        args.client, args.recording, protocol=args.protocol, protocol_start_s=args.protocol_start, posture=args.posture
+    )
+
+
+def _sessions_show(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import sessions_show
+
+    return sessions_show(args.session_id, as_json=args.json)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import calibrate
+
+    _load_acquisition_modules()  # before the port opens: a port nobody reads overflows
+    return calibrate(args.device, args.client, headless=args.headless, protocol=args.protocol, out_dir=args.out)
+
+
+def _history(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import history
+
+    return history(args.client, as_json=args.json)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import report
+
+    return report(args.target, args.out)
+
+
+def _boards(args: argparse.Namespace) -> int:
+    from biofeed.sessions.commands import boards
+
+    return boards(args.name, as_json=args.json)

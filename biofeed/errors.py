@@ -11,6 +11,7 @@ a non-zero exit code (a traceback only with ``--debug``)::
     │   ├── CorruptPacketError      one damaged frame (``.reason``); never escapes Decoder.feed
     │   └── ProtocolVersionError    the device speaks another major protocol version
     ├── RecordingError              a recording that cannot be opened or written (``.path``)
+    ├── CatalogueError              the client catalogue cannot be opened or lacks a record
     └── CalibrationError            a calibration that cannot be used
 """
 
@@ -21,6 +22,7 @@ from pathlib import Path
 __all__ = [
     "BiofeedError",
     "CalibrationError",
+    "CatalogueError",
     "CorruptPacketError",
     "DeviceNotFoundError",
     "ProtocolError",
@@ -94,6 +96,23 @@ class RecordingError(BiofeedError):
         The recording (folder or file) concerned.
     reason : str
         What is wrong with it, in words for the user.
+    """
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+class CatalogueError(BiofeedError):
+    """The client catalogue cannot be opened, or holds no such client, session or recording.
+
+    Parameters
+    ----------
+    path : Path or str
+        The catalogue file.
+    reason : str
+        Words for the user.
     """
 
     def __init__(self, path: Path | str, reason: str) -> None:
