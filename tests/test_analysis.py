@@ -94,3 +94,14 @@ def test_json_output_is_strict_and_versioned(pandiculation, capsys):
                 "monotonic_fraction", "rebursts", "pre_rest_uv", "post_rest_uv", "ratio", "ratio_ci95",
                 "persistence_ratio", "verdict", "score"):  # fmt: skip
         assert key in trial
+
+
+def test_a_recording_with_imus_gets_the_flexion_relaxation_test(tmp_path):
+    device = SimulatedDevice("flexion-relaxation", seed=1, duration_s=60.0)
+    truth = device.truth()["flexion_relaxation"]
+    result = analyze_recording(write_recording(device, tmp_path / "rec"))
+    test = result["flexion_relaxation"]
+    assert test is not None, result.get("warnings")
+    for side in ("es_left", "es_right"):
+        assert test["present"][side]["verdict"] == truth["present"][side]["verdict"]
+        assert test["frr"][side]["mean"] == pytest.approx(truth["frr"][side]["mean"], rel=0.15)
