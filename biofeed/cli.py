@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from biofeed.errors import BiofeedError
 
 if TYPE_CHECKING:
+    from biofeed.multi_device import DeviceSpec
     from biofeed.runner import Sink
     from biofeed.sources.base import Source
 
@@ -71,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     scan.set_defaults(handler=_scan)
 
     rec = sub.add_parser("record", help="record a device to a folder (headless, with a status line)")
-    rec.add_argument("--device", required=True, metavar="URL", help=_DEVICE_HELP)
+    rec.add_argument(
+        "--device",
+        required=True,
+        action="append",
+        metavar="[LABEL=]URL",
+        help=_DEVICE_HELP + "; repeat for several devices in one recording: --device left=URL --device right=URL",
+    )
     rec.add_argument("--out", required=True, type=Path, metavar="DIR")
     rec.add_argument("--duration", type=_positive, default=None, metavar="S", help="device seconds")
     rec.add_argument("--client", default=None, metavar="NAME", help="client pseudonym stored with the recording")
@@ -247,23 +254,86 @@ def _scan(args: argparse.Namespace) -> int:
 
 
 def _record(args: argparse.Namespace) -> int:
+    from biofeed.multi_device import parse_device_specs
     from biofeed.sources import open_source
 
+    specs = parse_device_specs(args.device)
+    if len(specs) > 1 and args.client is not None:
+        raise ValueError(
+            "--client files one device's recording; record several devices without it and file each device "
+            "folder with `biofeed sessions add`"
+        )
     _load_acquisition_modules()  # before the port opens: a port nobody reads overflows
     pipeline_kwargs: dict[str, Any] = {}
     if args.client is not None:
         from biofeed.sessions.commands import record_pipeline_kwargs
 
         pipeline_kwargs = record_pipeline_kwargs(args.client)  # also refuses an unknown client before recording
-    source = open_source(args.device)
+    if len(specs) > 1:
+        return _record_devices(specs, args, pipeline_kwargs)
+    source = open_source(specs[0].url)
     code = _acquire(
-        source, args.device, args.out, args.duration, args.client, lsl=args.lsl, pipeline_kwargs=pipeline_kwargs
+        source, specs[0].url, args.out, args.duration, args.client, lsl=args.lsl, pipeline_kwargs=pipeline_kwargs
     )
     if args.client is not None and args.out.is_dir():
         from biofeed.sessions.commands import file_recorded_session
 
         file_recorded_session(args.client, args.out, protocol=args.protocol)
     return code
+
+
+def _record_devices(specs: Sequence[DeviceSpec], args: argparse.Namespace, pipeline_kwargs: dict[str, Any]) -> int:
+    from biofeed.multi_device import MultiDeviceAcquisition, record_devices
+    from biofeed.pipeline import Pipeline
+    from biofeed.sources import open_source
+    from biofeed.status_line import format_status, format_summary
+
+    sources: list[Source] = []
+    try:
+        for spec in specs:
+            sources.append(open_source(spec.url))
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    sinks: list[Sink] = []
+    if args.lsl:  # nothing listens on the network unless asked
+        from biofeed.sinks.lsl_outlet import LslOutletSink
+
+        sinks.append(LslOutletSink())
+    interactive = sys.stderr.isatty()
+
+    def show_status(group: MultiDeviceAcquisition) -> None:
+        if interactive:
+            line = " || ".join(f"{label}: {format_status(stats)}" for label, stats in group.snapshot().items())
+            sys.stderr.write("\r" + line.ljust(100))
+            sys.stderr.flush()
+
+    result = record_devices(
+        specs,
+        sources,
+        args.out,
+        duration_s=args.duration,
+        client=args.client,
+        sinks=sinks,
+        pipeline_factory=lambda: Pipeline(**pipeline_kwargs),
+        on_tick=show_status,
+        tick_s=_STATUS_INTERVAL_S,
+    )
+    if interactive:
+        sys.stderr.write("\n")
+    print(f"recording: {args.out}")
+    for label, device_result in result.results.items():
+        print(f"== {label}")
+        print(format_summary(device_result.stats))
+    for offset in result.alignment.offsets[1:]:
+        print(f"alignment {offset.label}: {offset.offset_s * 1e3:+.2f} ms after the clock fits ({offset.method})")
+    for label, error in result.errors.items():
+        print(
+            f"biofeed: error: {label}: {error} (everything received before it is in {args.out / label})",
+            file=sys.stderr,
+        )
+    return EXIT_ERROR if result.errors else EXIT_OK
 
 
 def _load_acquisition_modules() -> None:
@@ -288,9 +358,11 @@ def _acquire(
     from biofeed.runner import Acquisition
     from biofeed.sessions.board_notice import BoardNoticeSink
     from biofeed.status_line import format_summary, write_status
+    from biofeed.timesync import ClockTracker
 
     interactive = sys.stderr.isatty()
-    sinks: list[Sink] = [BoardNoticeSink(sys.stderr)]  # says before the session whether the board resolves relaxation
+    clocks = ClockTracker()  # the device clock against the host's, stored with the recording
+    sinks: list[Sink] = [BoardNoticeSink(sys.stderr), clocks]  # the notice: can the board resolve relaxation
     if lsl:  # nothing listens on the network unless asked
         from biofeed.sinks.lsl_outlet import LslOutletSink
 
@@ -308,7 +380,7 @@ def _acquire(
         result = acquisition.wait()
         if interactive:
             sys.stderr.write("\n")
-        recorder.close(summary={"error": str(result.error) if result.error else None})
+        recorder.close(summary={"error": str(result.error) if result.error else None, "clock": clocks.to_json()})
     print(f"recording: {out}")
     print(format_summary(result.stats))
     if result.error is not None:
@@ -318,9 +390,14 @@ def _acquire(
 
 
 def _info(args: argparse.Namespace) -> int:
-    from biofeed.record.summary import summarize_recording
+    from biofeed.record.reader import is_multi_device_recording
+    from biofeed.record.summary import summarize_multi_device_recording, summarize_recording
 
-    summary = summarize_recording(args.path)
+    summary = (
+        summarize_multi_device_recording(args.path)
+        if is_multi_device_recording(args.path)
+        else summarize_recording(args.path)
+    )
     print(json.dumps(summary.to_json(), indent=2) if args.json else summary.to_text())
     return EXIT_OK
 

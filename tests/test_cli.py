@@ -25,10 +25,11 @@ def _run(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]
 
 
 def _one_clear_line(stderr: str) -> None:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
+    """Exactly one error line and no traceback (notices such as the board check may precede it)."""
     assert "Traceback" not in stderr
-    assert lines[0].startswith("biofeed: error:")
+    errors = [line for line in stderr.splitlines() if line.startswith("biofeed: error:")]
+    assert len(errors) == 1, stderr
+    assert all(line.startswith("biofeed: ") for line in stderr.splitlines() if line.strip()), stderr
 
 
 @pytest.mark.parametrize(

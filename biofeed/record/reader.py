@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 import numpy as np
 
@@ -31,10 +31,18 @@ from biofeed.record.frames_file import (
     file_header,
     file_version,
 )
-from biofeed.record.meta import META_FILE, check_meta, device_info_from_json
-from biofeed.record.writer import EVENTS_FILE
+from biofeed.record.meta import FORMAT_NAME, META_FILE, check_meta, device_info_from_json
+from biofeed.record.writer import EVENTS_FILE, MULTI_DEVICE_FORMAT_VERSION, check_device_label
 
-__all__ = ["FrameRecord", "Recording", "open_recording"]
+__all__ = [
+    "DeviceEntry",
+    "FrameRecord",
+    "MultiDeviceRecording",
+    "Recording",
+    "is_multi_device_recording",
+    "open_multi_device_recording",
+    "open_recording",
+]
 
 _READ_BYTES = 1 << 20
 _SCAN_BYTES = 1 << 20
@@ -244,20 +252,8 @@ class Recording:
                     yield event
 
 
-def open_recording(path: Path | str) -> Recording:
-    """Open a recording folder for reading.
-
-    Parameters
-    ----------
-    path : Path or str
-        The folder holding ``recording.json``, ``frames.bin`` and ``events.jsonl``.
-
-    Raises
-    ------
-    RecordingError
-        When the path is not a folder, holds no ``recording.json``, or its files are not (or a
-        newer version of) this format.
-    """
+def _read_meta(path: Path | str) -> tuple[Path, object]:
+    """The folder and its parsed ``recording.json``, unchecked."""
     folder = Path(path)
     if not folder.exists():
         raise RecordingError(folder, "no such recording folder")
@@ -274,6 +270,36 @@ def open_recording(path: Path | str) -> Recording:
         raise RecordingError(folder, f"cannot read {META_FILE}: {exc.strerror or exc}") from exc
     except (ValueError, RecursionError):
         raise RecordingError(folder, f"{META_FILE} is damaged (not JSON)") from None
+    return folder, meta
+
+
+def _lists_devices(meta: object) -> TypeGuard[dict[str, Any]]:
+    return isinstance(meta, dict) and meta.get("format") == FORMAT_NAME and isinstance(meta.get("devices"), list)
+
+
+def open_recording(path: Path | str) -> Recording:
+    """Open a recording folder for reading.
+
+    Parameters
+    ----------
+    path : Path or str
+        The folder holding ``recording.json``, ``frames.bin`` and ``events.jsonl``.
+
+    Raises
+    ------
+    RecordingError
+        When the path is not a folder, holds no ``recording.json``, or its files are not (or a
+        newer version of) this format; also for a recording of several devices, naming its device
+        folders, each a recording (:func:`open_multi_device_recording` opens it whole).
+    """
+    folder, meta = _read_meta(path)
+    if _lists_devices(meta):
+        labels = [str(d.get("label")) for d in meta["devices"] if isinstance(d, dict)]
+        raise RecordingError(
+            folder,
+            f"is a recording of {len(labels)} devices ({', '.join(labels)}); "
+            f"open one device's folder, e.g. {folder / labels[0] if labels else folder}",
+        )
     recording = Recording(folder, check_meta(folder, meta))
     frames_file = _open_part(folder, FRAMES_FILE)
     if frames_file is not None:
@@ -288,3 +314,124 @@ def open_recording(path: Path | str) -> Recording:
                 folder, f"{FRAMES_FILE} format {version} is newer than this biofeed reads ({FRAMES_FORMAT_VERSION})"
             )
     return recording
+
+
+@dataclass(frozen=True)
+class DeviceEntry:
+    """One device of a recording of several devices.
+
+    Attributes
+    ----------
+    label : str
+        The device's label: its folder's name and the prefix of its streams (``left.emg``).
+    path : Path
+        Its folder, a complete single-device recording.
+    source_url : str
+        The source it was recorded from.
+    entry : dict
+        Its object in the recording's ``devices`` list (``device_id``, ``clock`` ... once closed).
+    """
+
+    label: str
+    path: Path
+    source_url: str
+    entry: dict[str, Any]
+
+
+class MultiDeviceRecording:
+    """An opened recording of several devices; made by :func:`open_multi_device_recording`.
+
+    Attributes
+    ----------
+    path : Path
+        The folder.
+    meta : dict
+        Its ``recording.json``.
+    devices : tuple of DeviceEntry
+        The devices, in order.
+    """
+
+    def __init__(self, path: Path, meta: dict[str, Any], devices: tuple[DeviceEntry, ...]) -> None:
+        self.path = path
+        self.meta = meta
+        self.devices = devices
+        self._events = Recording(path, meta)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The device labels, in order."""
+        return tuple(d.label for d in self.devices)
+
+    def device(self, label: str) -> Recording:
+        """Open one device's folder as a single-device recording.
+
+        Raises
+        ------
+        ValueError
+            An unknown label (naming the known ones).
+        RecordingError
+            When the device folder is not a readable recording.
+        """
+        for device in self.devices:
+            if device.label == label:
+                return open_recording(device.path)
+        raise ValueError(f"no device {label!r} in {self.path}; devices: {', '.join(self.labels)}")
+
+    @property
+    def skipped_event_lines(self) -> int:
+        """Lines of the recording's own ``events.jsonl`` that were not JSON objects (once read)."""
+        return self._events.skipped_event_lines
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """Yield the events of the whole recording (its own ``events.jsonl``), as :meth:`Recording.events`."""
+        return self._events.events()
+
+
+def is_multi_device_recording(path: Path | str) -> bool:
+    """True when ``path`` is a folder whose ``recording.json`` lists several devices; never raises."""
+    try:
+        _, meta = _read_meta(path)
+    except RecordingError:
+        return False
+    return _lists_devices(meta)
+
+
+def open_multi_device_recording(path: Path | str) -> MultiDeviceRecording:
+    """Open a recording of several devices (docs/recording-format.md, "Several devices").
+
+    Raises
+    ------
+    RecordingError
+        When the folder is not such a recording (a single-device one included: use
+        :func:`open_recording`), comes from a newer format, or lists a device folder that is not
+        one of its own subfolders.
+    """
+    folder, meta = _read_meta(path)
+    if not _lists_devices(meta):
+        raise RecordingError(folder, f"is not a recording of several devices (its {META_FILE} lists none)")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RecordingError(folder, f"{META_FILE} has no valid format_version (got {version!r})")
+    if version > MULTI_DEVICE_FORMAT_VERSION:
+        raise RecordingError(
+            folder,
+            f"recording format {version} is newer than this biofeed reads ({MULTI_DEVICE_FORMAT_VERSION}); "
+            "update biofeed",
+        )
+    devices = []
+    for entry in meta["devices"]:
+        try:
+            if not isinstance(entry, dict):
+                raise ValueError(f"device entry {entry!r:.60} is not an object")
+            label = check_device_label(entry.get("label"))  # type: ignore[arg-type]
+            if entry.get("folder") != label:
+                raise ValueError(f"device {label!r} must live in the folder {label!r}")
+            url = entry.get("source_url")
+            if not isinstance(url, str):
+                raise ValueError(f"device {label!r} has no source_url")
+        except ValueError as exc:
+            raise RecordingError(folder, f"{META_FILE} holds an invalid device list: {exc}") from None
+        devices.append(DeviceEntry(label, folder / label, url, entry))
+    if len({d.label for d in devices}) != len(devices):
+        raise RecordingError(folder, f"{META_FILE} lists a device label twice")
+    return MultiDeviceRecording(folder, meta, tuple(devices))

@@ -6,17 +6,26 @@ acquisition uses, so the counts (corrupt frames, lost packets, gaps) are the one
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from biofeed.blocks import Marker
-from biofeed.protocol.decoder import Decoder, StreamStats
+from biofeed.device_alignment import DeviceAlignment, SharedEventDetector, align_devices
+from biofeed.protocol.decoder import Decoder, Item, StreamStats
 from biofeed.record.meta import device_info_to_json
-from biofeed.record.reader import open_recording
+from biofeed.record.reader import Recording, open_multi_device_recording, open_recording
+from biofeed.timesync import ClockFit, ClockTracker, main_fit
 
-__all__ = ["RecordingSummary", "StreamSummary", "summarize_recording"]
+__all__ = [
+    "DeviceSummary",
+    "MultiDeviceSummary",
+    "RecordingSummary",
+    "StreamSummary",
+    "summarize_multi_device_recording",
+    "summarize_recording",
+]
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class StreamSummary:
         Number of gaps (blocks that followed missing samples).
     samples_lost : int
         Samples missing in those gaps.
+    clock_fits : tuple of ClockFit
+        The stream's device-to-host time fits, one per segment (biofeed.timesync), in order.
     """
 
     name: str
@@ -51,10 +62,28 @@ class StreamSummary:
     duration_s: float
     gaps: int
     samples_lost: int
+    clock_fits: tuple[ClockFit, ...] = ()
+
+    @property
+    def clock_fit(self) -> ClockFit | None:
+        """The fit of the longest segment; None without one."""
+        return main_fit(self.clock_fits)
+
+    @property
+    def clock_error_ppm(self) -> float | None:
+        """Device clock error of the longest segment, ppm (positive: the device runs fast); None without a fit."""
+        fit = self.clock_fit
+        return None if fit is None else fit.clock_error_ppm
+
+    @property
+    def jitter_ms(self) -> float | None:
+        """95th percentile of the arrival delays above the envelope in the longest segment, ms."""
+        fit = self.clock_fit
+        return None if fit is None else fit.jitter_ms
 
     @classmethod
-    def from_stats(cls, stats: StreamStats) -> StreamSummary:
-        """Return the summary of a stream from the decoder's counts."""
+    def from_stats(cls, stats: StreamStats, clock_fits: tuple[ClockFit, ...] = ()) -> StreamSummary:
+        """Return the summary of a stream from the decoder's counts and its clock fits."""
         if stats.first_index is None or stats.end_index is None:
             duration_s = 0.0
         else:
@@ -68,10 +97,11 @@ class StreamSummary:
             duration_s,
             stats.gaps,
             stats.samples_lost,
+            clock_fits,
         )
 
     def to_json(self) -> dict[str, Any]:
-        """Return the stream as a JSON object (keys as the attributes)."""
+        """Return the stream as a JSON object (keys as the attributes, plus ``clock_error_ppm`` and ``jitter_ms``)."""
         return {
             "name": self.name,
             "kind": self.kind,
@@ -81,6 +111,9 @@ class StreamSummary:
             "duration_s": self.duration_s,
             "gaps": self.gaps,
             "samples_lost": self.samples_lost,
+            "clock_error_ppm": self.clock_error_ppm,
+            "jitter_ms": self.jitter_ms,
+            "clock_fits": [fit.to_json() for fit in self.clock_fits],
         }
 
 
@@ -213,7 +246,24 @@ class RecordingSummary:
         lines.append(f"markers     {self.markers}")
         lines.append(f"events      {self.events}")
         lines.append(f"reconnects  {self.reconnects}")
+        lines += _clock_lines(self.streams)
         return "\n".join(lines)
+
+
+def _clock_lines(streams: Iterable[StreamSummary]) -> list[str]:
+    """One line per stream with a time fit: clock error, jitter, the fit and its span."""
+    lines = []
+    for s in streams:
+        fit = s.clock_fit
+        if fit is None:
+            continue
+        segments = f", {len(s.clock_fits)} segments" if len(s.clock_fits) > 1 else ""
+        lines.append(
+            f"clock       {s.name}: {fit.clock_error_ppm:+.1f} ppm, jitter {fit.jitter_ms:.1f} ms; "
+            f"host = {fit.offset_s:.6f} + {fit.slope:.9f} x device s "
+            f"(device {fit.first_device_s:.3f}..{fit.last_device_s:.3f} s{segments})"
+        )
+    return lines
 
 
 def _count_events(events: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
@@ -243,14 +293,28 @@ def summarize_recording(path: Path | str) -> RecordingSummary:
     Raises
     ------
     RecordingError
-        When the folder is not a readable recording.
+        When the folder is not a readable recording (a recording of several devices included:
+        :func:`summarize_multi_device_recording` reads those).
     """
-    recording = open_recording(path)
+    return _summarize(open_recording(path))
+
+
+def _summarize(recording: Recording, observe: Callable[[Item], None] | None = None) -> RecordingSummary:
+    """Decode a recording once, fitting its clocks; ``observe`` sees every decoded item too."""
     decoder = Decoder()
+    clocks = ClockTracker()
     n_markers = 0
+    n_resets = 0
     for record in recording.frames():
-        for item in decoder.decode_frame(record.frame, record.received_at):
+        items = decoder.decode_frame(record.frame, record.received_at)
+        if decoder.stats.resets != n_resets:
+            n_resets = decoder.stats.resets
+            clocks.split()  # the device restarted: the old mapping of its counter ends here
+        for item in items:
             n_markers += isinstance(item, Marker)
+            clocks.write(item)
+            if observe is not None:
+                observe(item)
     n_events, n_reconnects = _count_events(recording.events())
     stats = decoder.stats
     device = recording.meta.get("device")
@@ -275,5 +339,119 @@ def summarize_recording(path: Path | str) -> RecordingSummary:
         events=n_events,
         reconnects=n_reconnects,
         start_time=created if isinstance(created, str) else None,
-        streams=tuple(StreamSummary.from_stats(s) for s in stats.streams.values()),
+        streams=tuple(StreamSummary.from_stats(s, clocks.fits(s.name)) for s in stats.streams.values()),
+    )
+
+
+@dataclass(frozen=True)
+class DeviceSummary:
+    """One device of a recording of several devices.
+
+    Attributes
+    ----------
+    label : str
+        The device's label (its streams are ``label.name`` in the decoded view).
+    source_url : str
+        Where it was recorded from.
+    recording : RecordingSummary
+        Its folder's summary, as ``biofeed info`` of that folder.
+    """
+
+    label: str
+    source_url: str
+    recording: RecordingSummary
+
+    def to_json(self) -> dict[str, Any]:
+        """Return ``label``, ``source_url`` and every key of the device's own summary."""
+        return {"label": self.label, "source_url": self.source_url, **self.recording.to_json()}
+
+
+@dataclass(frozen=True)
+class MultiDeviceSummary:
+    """What a recording of several devices holds: each device's summary and their alignment.
+
+    Attributes
+    ----------
+    path : Path
+        The recording folder.
+    start_time : str or None
+        When the recording started, ISO 8601 UTC.
+    devices : tuple of DeviceSummary
+        Per device, in order.
+    alignment : DeviceAlignment
+        Residual offsets between the devices after their clock fits, from shared taps or sync
+        markers found in the frames (biofeed.device_alignment).
+    events : int
+        Events in the recording's own ``events.jsonl``.
+    """
+
+    path: Path
+    start_time: str | None
+    devices: tuple[DeviceSummary, ...]
+    alignment: DeviceAlignment
+    events: int
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the object ``biofeed info --json`` prints for several devices (docs/info-json.md)."""
+        return {
+            "path": str(self.path),
+            "start_time": self.start_time,
+            "events": self.events,
+            "devices": [d.to_json() for d in self.devices],
+            "alignment": self.alignment.to_json(),
+        }
+
+    def to_text(self) -> str:
+        """Return readable lines: the alignment, then each device's summary under its label."""
+        lines = [
+            f"recording   {self.path}",
+            f"started     {self.start_time or 'unknown'}",
+            f"devices     {', '.join(d.label for d in self.devices)}",
+            f"events      {self.events}",
+        ]
+        for offset in self.alignment.offsets:
+            if offset.method == "reference":
+                lines.append(f"alignment   {offset.label}: reference")
+                continue
+            detail = f"{offset.n_events} {offset.method}s" if offset.n_events else "clock fits only"
+            lines.append(
+                f"alignment   {offset.label}: {offset.offset_s * 1e3:+.2f} ms after the fits ({detail}"
+                + (f", spread {offset.spread_s * 1e3:.2f} ms" if offset.n_events > 1 else "")
+                + ")"
+            )
+        for device in self.devices:
+            lines += ["", f"== {device.label} ({device.source_url})", device.recording.to_text()]
+        return "\n".join(lines)
+
+
+def summarize_multi_device_recording(path: Path | str) -> MultiDeviceSummary:
+    """Decode every device of a recording of several devices; fit their clocks and align them.
+
+    Parameters
+    ----------
+    path : Path or str
+        The recording folder (docs/recording-format.md, "Several devices").
+
+    Raises
+    ------
+    RecordingError
+        When it is not a readable recording of several devices.
+    """
+    recording = open_multi_device_recording(path)
+    summaries = []
+    detectors: dict[str, SharedEventDetector] = {}
+    fits: dict[str, dict[str, ClockFit]] = {}
+    for entry in recording.devices:
+        detector = detectors[entry.label] = SharedEventDetector()
+        summary = _summarize(recording.device(entry.label), detector.write)
+        summaries.append(DeviceSummary(entry.label, entry.source_url, summary))
+        fits[entry.label] = {s.name: fit for s in summary.streams if (fit := s.clock_fit) is not None}
+    n_events, _ = _count_events(recording.events())
+    created = recording.meta.get("created")
+    return MultiDeviceSummary(
+        path=recording.path,
+        start_time=created if isinstance(created, str) else None,
+        devices=tuple(summaries),
+        alignment=align_devices(detectors, fits),
+        events=n_events,
     )

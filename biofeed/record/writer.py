@@ -16,8 +16,9 @@ import json
 import math
 import numbers
 import os
+import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NoReturn, Protocol
@@ -29,9 +30,23 @@ from biofeed.errors import RecordingError
 from biofeed.record.frames_file import FRAMES_FILE, file_header, pack_record
 from biofeed.record.meta import META_FILE, device_info_to_json, new_meta, utc_now_iso
 
-__all__ = ["EVENTS_FILE", "AppendOnlyFile", "RecordingWriter", "json_safe", "open_private_append"]
+__all__ = [
+    "DEVICE_LABEL_PATTERN",
+    "EVENTS_FILE",
+    "MULTI_DEVICE_FORMAT_VERSION",
+    "AppendOnlyFile",
+    "MultiDeviceRecordingWriter",
+    "RecordingWriter",
+    "check_device_label",
+    "json_safe",
+    "open_private_append",
+]
 
 EVENTS_FILE = "events.jsonl"
+MULTI_DEVICE_FORMAT_VERSION = 2
+"""``format_version`` of the ``recording.json`` of a recording of several devices (device folders stay 1)."""
+DEVICE_LABEL_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+"""A device label: also its folder's name and the prefix of its stream names (``left.emg``)."""
 _FOLDER_MODE = 0o700
 _FILE_MODE = 0o600
 
@@ -130,6 +145,28 @@ def _fsync_folder(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _write_json_atomically(folder: Path, document: Mapping[str, Any]) -> None:
+    """Replace ``folder/recording.json`` whole: temporary file, fsync, ``os.replace``, fsync of the folder."""
+    final = folder / META_FILE
+    tmp = folder / (META_FILE + ".tmp")
+    data = (json.dumps(document, indent=2, allow_nan=False) + "\n").encode("utf-8")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
+        try:
+            os.fchmod(fd, _FILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+        _fsync_folder(folder)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RecordingError(folder, f"cannot write {META_FILE}: {_os_reason(exc)}") from exc
 
 
 def _make_private_folder(path: Path) -> None:
@@ -344,24 +381,13 @@ class RecordingWriter:
             self._write_meta()
 
     def _write_meta(self) -> None:
-        final = self.path / META_FILE
-        tmp = self.path / (META_FILE + ".tmp")
-        data = (json.dumps(self._meta, indent=2, allow_nan=False) + "\n").encode("utf-8")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _FILE_MODE)
-            try:
-                os.fchmod(fd, _FILE_MODE)
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-            _fsync_folder(self.path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise RecordingError(self.path, f"cannot write {META_FILE}: {_os_reason(exc)}") from exc
+        _write_json_atomically(self.path, self._meta)
+
+    @property
+    def device_json(self) -> dict[str, Any] | None:
+        """The device INFO as kept in ``recording.json`` (None before the first INFO)."""
+        device = self._meta["device"]
+        return None if device is None else dict(device)
 
     # --- closing -----------------------------------------------------------------------------
 
@@ -409,6 +435,204 @@ class RecordingWriter:
                 file.close()
 
     def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def check_device_label(label: str) -> str:
+    """Return ``label`` if it can name a device of a recording, else raise.
+
+    Raises
+    ------
+    ValueError
+        Unless it is 1 to 32 of lowercase letters, digits, ``_`` and ``-``, starting with a letter
+        or digit (it names a folder and prefixes stream names: ``left.emg``).
+    """
+    if not isinstance(label, str) or DEVICE_LABEL_PATTERN.fullmatch(label) is None:
+        raise ValueError(
+            f"device label {label!r} must be 1 to 32 of a-z, 0-9, '_' and '-', starting with a letter or digit"
+        )
+    return label
+
+
+class MultiDeviceRecordingWriter:
+    """Write one recording of several devices (docs/recording-format.md, "Several devices").
+
+    The folder holds a ``recording.json`` listing the devices (``format_version`` 2), an
+    ``events.jsonl`` for events of the whole recording, and per device a folder named by its label
+    that is a complete single-device recording (written by a :class:`RecordingWriter`, readable on
+    its own by everything that reads one). ``recording.json`` is written first, so a folder holding
+    device folders is recognisably one recording.
+
+    Parameters
+    ----------
+    path : Path or str
+        The folder to create (as :class:`RecordingWriter`).
+    devices : sequence of (str, str)
+        Per device its label (:func:`check_device_label`) and source URL, in order.
+    client : str or None
+        The client's pseudonym.
+    fsync_interval_s, clock, opener
+        As :class:`RecordingWriter`, for every device's writer.
+
+    Raises
+    ------
+    ValueError
+        No device, a bad or repeated label.
+    RecordingError
+        As :class:`RecordingWriter`.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        devices: Sequence[tuple[str, str]],
+        client: str | None = None,
+        fsync_interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        opener: Callable[[Path], AppendOnlyFile] = open_private_append,
+    ) -> None:
+        if not devices:
+            raise ValueError("a recording of several devices needs at least one device")
+        labels = [check_device_label(label) for label, _ in devices]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"device labels must differ, got {', '.join(labels)}")
+        self.path = Path(path)
+        meta = new_meta("", client)
+        del meta["source_url"], meta["device"]  # per device, in the device folders and the list below
+        meta["format_version"] = MULTI_DEVICE_FORMAT_VERSION
+        meta["devices"] = [{"label": label, "folder": label, "source_url": url} for label, url in devices]
+        meta["alignment"] = None
+        self._meta = meta
+        self._closed = False
+        _make_private_folder(self.path)
+        _write_json_atomically(self.path, self._meta)
+        self._writers: dict[str, RecordingWriter] = {}
+        self._events: AppendOnlyFile | None = None
+        try:
+            for label, url in devices:
+                self._writers[label] = RecordingWriter(
+                    self.path / label,
+                    source_url=url,
+                    client=client,
+                    fsync_interval_s=fsync_interval_s,
+                    clock=clock,
+                    opener=opener,
+                )
+            self._events = opener(self.path / EVENTS_FILE)
+            _fsync_folder(self.path)
+        except (OSError, RecordingError) as exc:
+            self._close_all()
+            if isinstance(exc, RecordingError):
+                raise
+            raise RecordingError(self.path, f"cannot start the recording: {_os_reason(exc)}") from exc
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The device labels, in order."""
+        return tuple(self._writers)
+
+    def device(self, label: str) -> RecordingWriter:
+        """The writer of one device's folder.
+
+        Raises
+        ------
+        ValueError
+            An unknown label (naming the known ones).
+        """
+        if label not in self._writers:
+            raise ValueError(f"no device {label!r} in this recording; devices: {', '.join(self._writers)}")
+        return self._writers[label]
+
+    def append_event(self, event: Mapping[str, Any]) -> None:
+        """Append an event of the whole recording to its ``events.jsonl`` and fsync it (they are rare).
+
+        Raises
+        ------
+        ValueError
+            When the event holds something JSON cannot.
+        RecordingError
+            When the disk refuses, or the writer is closed.
+        """
+        if self._closed or self._events is None:
+            raise RecordingError(self.path, "the recording is closed")
+        line = json.dumps(json_safe(event), allow_nan=False, separators=(",", ":")) + "\n"
+        try:
+            _write_fully(self._events, line.encode("utf-8"))
+            os.fsync(self._events.fileno())
+        except OSError as exc:
+            raise RecordingError(self.path, f"cannot write {EVENTS_FILE}: {_os_reason(exc)}") from exc
+
+    def close(
+        self,
+        summary: Mapping[str, Any] | None = None,
+        *,
+        device_summaries: Mapping[str, Mapping[str, Any]] | None = None,
+        device_entries: Mapping[str, Mapping[str, Any]] | None = None,
+        alignment: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Close every device's writer, then write the final ``recording.json``.
+
+        Parameters
+        ----------
+        summary : mapping or None
+            Kept under ``summary`` of the recording.
+        device_summaries : mapping of label to mapping, or None
+            Each device's ``summary`` (:meth:`RecordingWriter.close`); a device closed before keeps its own.
+        device_entries : mapping of label to mapping, or None
+            Keys added to each device's entry of ``devices`` (e.g. ``clock``, its time fits).
+        alignment : mapping or None
+            Kept under ``alignment``: how the devices' times were aligned.
+
+        Raises
+        ------
+        ValueError
+            When something given is not JSON-able, or names an unknown device (nothing is closed then).
+        RecordingError
+            When a final write fails; everything is closed all the same. A second call does nothing.
+        """
+        if self._closed:
+            return
+        summaries = dict(device_summaries or {})
+        entries = {label: json_safe(dict(extra)) for label, extra in (device_entries or {}).items()}
+        unknown = sorted((set(summaries) | set(entries)) - set(self._writers))
+        if unknown:
+            raise ValueError(f"no device {', '.join(unknown)} in this recording; devices: {', '.join(self._writers)}")
+        safe_summary = None if summary is None else json_safe(summary)
+        safe_alignment = None if alignment is None else json_safe(alignment)
+        error: RecordingError | None = None
+        for label, writer in self._writers.items():
+            try:
+                writer.close(summary=summaries.get(label))
+            except RecordingError as exc:
+                error = error or exc
+        self._close_all()
+        for entry in self._meta["devices"]:
+            device = self._writers[entry["label"]].device_json
+            entry["device_id"] = None if device is None else device.get("device_id")
+            entry.update(entries.get(entry["label"], {}))
+        self._meta["closed"] = utc_now_iso()
+        self._meta["summary"] = safe_summary
+        self._meta["alignment"] = safe_alignment
+        _write_json_atomically(self.path, self._meta)
+        if error is not None:
+            raise error
+
+    def _close_all(self) -> None:
+        self._closed = True
+        for writer in self._writers.values():
+            with contextlib.suppress(RecordingError):
+                writer.close()
+        if self._events is not None:
+            with contextlib.suppress(OSError):
+                self._events.close()
+
+    def __enter__(self) -> MultiDeviceRecordingWriter:
         return self
 
     def __exit__(

@@ -35,7 +35,20 @@ _INFO_KEYS = {
     "start_time",
     "streams",
 }
-_STREAM_KEYS = {"name", "kind", "sample_rate_hz", "n_channels", "n_samples", "duration_s", "gaps", "samples_lost"}
+_STREAM_KEYS = {
+    "name",
+    "kind",
+    "sample_rate_hz",
+    "n_channels",
+    "n_samples",
+    "duration_s",
+    "gaps",
+    "samples_lost",
+    "clock_error_ppm",
+    "jitter_ms",
+    "clock_fits",
+}
+_CLOCK_FIT_KEYS = {"offset_s", "slope", "first_device_s", "last_device_s", "n_points", "clock_error_ppm", "jitter_ms"}
 
 
 def _bad_crc_frame() -> bytes:
@@ -97,6 +110,8 @@ def test_to_json_has_exactly_the_documented_keys_and_is_strict_json(tmp_path: Pa
     info = summarize_recording(path).to_json()
     assert set(info) == _INFO_KEYS
     assert all(set(s) == _STREAM_KEYS for s in info["streams"])
+    assert all(set(fit) == _CLOCK_FIT_KEYS for s in info["streams"] for fit in s["clock_fits"])
+    assert all(s["clock_fits"] for s in info["streams"])
     assert info["path"] == str(path)
     assert json.loads(json.dumps(info, allow_nan=False)) == info
 
