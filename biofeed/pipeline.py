@@ -13,6 +13,7 @@ carries the device ``sample_index`` and ``time_s`` in seconds from that first sa
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from biofeed.dsp.imu.bias import GyroBiasTracker
 from biofeed.dsp.imu.channels import imu_rows
 from biofeed.dsp.imu.fusion import OrientationFusion
 from biofeed.dsp.imu.gate import PostureGate
-from biofeed.dsp.imu.motion import MotionTracker
+from biofeed.dsp.imu.motion import MotionInterval, MotionTracker
 from biofeed.dsp.imu.posture import Posture
 
 __all__ = [
@@ -89,8 +90,9 @@ class _FloorWindow:
 class ImuPipeline:
     """The IMUs of one device: gyro bias -> orientation per stream, into one motion tracker.
 
-    The tracker gates the EMG set points (quasi-static, in the reference posture: SCIENCE.md 4)
-    and gives the postures a trial's verdict compares (SCIENCE.md 6). Only streams with three
+    The tracker and its :class:`~biofeed.dsp.imu.gate.PostureGate` gate the EMG set points
+    (quasi-static, per posture: SCIENCE.md 4), give the postures a trial's verdict compares
+    (SCIENCE.md 6) and the movements that make a contraction an artifact. Only streams with three
     acc and three gyro channels at the device's first IMU rate are followed.
 
     Parameters
@@ -116,6 +118,8 @@ class ImuPipeline:
         }
         self.tracker = MotionTracker(rate_hz, [f"{name}_orientation" for name in self._chains])
         self.gate = PostureGate(self.tracker)
+        self.movements: list[MotionInterval] = []
+        """Every movement interval closed so far (device seconds), in time order."""
 
     def follows(self, block: Block) -> bool:
         """Whether ``block`` is one of the IMU streams followed."""
@@ -124,11 +128,11 @@ class ImuPipeline:
     def process(self, block: Block) -> None:
         """Take one raw IMU block of a followed stream."""
         bias, fusion = self._chains[block.info.name]
-        self.tracker.process(fusion.process(bias.process(block)))
+        self.movements += self.tracker.process(fusion.process(bias.process(block)))
 
     def finish(self) -> None:
         """End of data: the tracker settles everything it holds."""
-        self.tracker.finish()
+        self.movements += self.tracker.finish()
 
 
 def _is_imu(stream: StreamInfo) -> bool:
@@ -140,7 +144,11 @@ def _is_imu(stream: StreamInfo) -> bool:
 
 
 class _ShiftedGate:
-    """The IMU gate and postures on an EMG stream's time axis (seconds from its first sample)."""
+    """The IMU's gate, postures and movements on an EMG stream's time axis (seconds from its first sample).
+
+    A :class:`~biofeed.dsp.tension.PostureTimeline` and a
+    :class:`~biofeed.dsp.pandiculation.PostureSource`.
+    """
 
     def __init__(self, imu: ImuPipeline, origin_s: float) -> None:
         self._imu = imu
@@ -152,6 +160,25 @@ class _ShiftedGate:
 
     def __call__(self, start_s: float, end_s: float) -> bool:
         return self._imu.gate(start_s + self._origin_s, end_s + self._origin_s)
+
+    def posture_of(self, start_s: float, end_s: float) -> int | None:
+        return self._imu.gate.posture_of(start_s + self._origin_s, end_s + self._origin_s)
+
+    def postures_at(self, times_s: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        return self._imu.gate.postures_at(np.asarray(times_s, dtype=np.float64) + self._origin_s)
+
+    def posture_label(self, posture_id: int) -> str:
+        return self._imu.gate.posture_label(posture_id)
+
+    def movement_between(self, start_s: float, end_s: float) -> MotionInterval | None:
+        movement = self._imu.tracker.movement_between(start_s + self._origin_s, end_s + self._origin_s)
+        return self.shifted(movement) if movement is not None else None
+
+    def shifted(self, movement: MotionInterval) -> MotionInterval:
+        """A movement interval of device time on this stream's axis."""
+        return dataclasses.replace(
+            movement, start_s=movement.start_s - self._origin_s, end_s=movement.end_s - self._origin_s
+        )
 
     def posture_between(self, start_s: float, end_s: float) -> Posture | None:
         return self._imu.tracker.posture_between(start_s + self._origin_s, end_s + self._origin_s)
@@ -194,16 +221,21 @@ class EmgStreamPipeline:
         self.info = info
         self.origin_index = origin_index
         self._options = dict(analyzer_options or {})
+        self._imu = imu
+        self._shifted: _ShiftedGate | None = None
+        # A stream re-created after a changed INFO does not repeat the movements its predecessor reported.
+        self._n_movements_reported = len(imu.movements) if imu is not None else 0
         if imu is not None:
-            shifted = _ShiftedGate(imu, origin_index / info.sample_rate_hz)
-            self._options.setdefault("gate", shifted)
-            self._options.setdefault("posture", shifted)
+            self._shifted = _ShiftedGate(imu, origin_index / info.sample_rate_hz)
+            self._options.setdefault("gate", self._shifted)
+            self._options.setdefault("posture", self._shifted)
         self._given_floor = noise_floor_uv
         self._floor_samples = math.ceil(floor_window_s * info.sample_rate_hz)
         self._held: _FloorWindow | None = _FloorWindow()
         self._analyzer: EmgAnalyzer | None = None
         self._floor_source = ""
         self._trials: list[Event] = []
+        self._artifacts: list[Event] = []
         self._display = display
         self._filtered_info = StreamInfo(
             f"{info.name}.filtered", info.sample_rate_hz, info.channels, info.device_id, info.stream_id
@@ -232,7 +264,9 @@ class EmgStreamPipeline:
             block.received_at,
         )
         if self._held is None:
-            return self._output(self._require_analyzer().process(relative))
+            output = self._output(self._require_analyzer().process(relative))
+            output.events += self._movement_events()
+            return output
         self._held.blocks.append(relative)
         self._held.n_samples += relative.n_samples
         if self._given_floor is None and self._held.n_samples < self._floor_samples:
@@ -244,7 +278,21 @@ class EmgStreamPipeline:
         output = self._start() if self._held is not None and self._held.blocks else PipelineOutput()
         if self._analyzer is not None:
             output.extend(self._output(self._analyzer.finish()))
+            output.events += self._movement_events()
         return output
+
+    def _movement_events(self) -> list[Event]:
+        """``motion`` events for the IMU's movements closed since the last call (analysed streams only)."""
+        if self._imu is None or self._shifted is None or self._analyzer is None:
+            return []
+        fresh = self._imu.movements[self._n_movements_reported :]
+        self._n_movements_reported = len(self._imu.movements)
+        fs = self.info.sample_rate_hz
+        events = []
+        for movement in fresh:
+            shifted = self._shifted.shifted(movement)
+            events.append(self._event("motion", None, round(shifted.start_s * fs), **shifted.to_json()))
+        return events
 
     def channel_results(self) -> list[dict[str, Any]]:
         """Per channel, the ``analyze --json`` object (docs/analysis-json.md)."""
@@ -252,6 +300,7 @@ class EmgStreamPipeline:
         for c, channel in enumerate(self.info.channels):
             analyzer = self._analyzer
             set_point = analyzer.set_point_uv(c) if analyzer is not None else math.nan
+            by_posture = analyzer.set_points_by_posture(c) if analyzer is not None else {}
             results.append(
                 {
                     "name": channel.name,
@@ -259,8 +308,20 @@ class EmgStreamPipeline:
                     "fs_hz": self.info.sample_rate_hz,
                     "noise_floor_uv": analyzer.noise_floor(c) if analyzer is not None else None,
                     "noise_floor_source": self._floor_source or None,
-                    "set_point_uv": set_point if math.isfinite(set_point) else None,
+                    "set_point_uv": _finite_or_none(set_point),
+                    "posture": analyzer.posture_label(analyzer.posture_id(c)) if analyzer is not None else None,
+                    "set_points": [
+                        {
+                            "posture_id": posture_id,
+                            "posture": analyzer.posture_label(posture_id) if analyzer is not None else None,
+                            "set_point_uv": _finite_or_none(value),
+                        }
+                        for posture_id, value in by_posture.items()
+                    ],
                     "contractions": [_contraction_json(t) for t in self._trials if t["channel"] == channel.name],
+                    "movement_artifacts": [
+                        _contraction_json(a) for a in self._artifacts if a["channel"] == channel.name
+                    ],
                 }
             )
         return results
@@ -337,18 +398,20 @@ class EmgStreamPipeline:
     def _events(self, update: AnalyzerUpdate) -> list[Event]:
         fs = self.info.sample_rate_hz
         events = []
+        analyzer = self._require_analyzer()
         for window in update.windows:
-            set_point = window.set_point_uv
             events.append(
                 self._event(
                     "window",
                     window.channel_index,
                     window.end_index,
                     start_time_s=window.start_index / fs,
-                    level_uv=window.corrected_uv if math.isfinite(window.corrected_uv) else None,
+                    level_uv=_finite_or_none(window.corrected_uv),
                     rest=window.rest,
                     usable=window.usable,
-                    set_point_uv=set_point if math.isfinite(set_point) else None,
+                    set_point_uv=_finite_or_none(window.set_point_uv),
+                    posture=analyzer.posture_label(window.posture_id),
+                    posture_id=window.posture_id if window.posture_id >= 0 else None,
                 )
             )
         for phase in update.events:
@@ -361,6 +424,13 @@ class EmgStreamPipeline:
         for ecg in update.ecg:
             details = {k: v for k, v in ecg.to_json().items() if k != "channel_index"}
             events.append(self._event("ecg", ecg.channel_index, round(ecg.time_s * fs), **details))
+        for artifact in update.artifacts:
+            details = {k: v for k, v in artifact.to_json().items() if k != "channel_index"}
+            event = self._event(
+                "movement_artifact", artifact.channel_index, artifact.contraction.onset_index, **details
+            )
+            self._artifacts.append(event)
+            events.append(event)
         for trial in update.trials:
             if trial.final:
                 contraction = trial.contraction
@@ -372,9 +442,13 @@ class EmgStreamPipeline:
 
 
 def _contraction_json(trial_event: Event) -> dict[str, Any]:
-    """A ``trial`` event without its event envelope: the contraction object of ``analyze --json``."""
+    """A ``trial`` (or ``movement_artifact``) event without its event envelope, for ``analyze --json``."""
     envelope = ("type", "stream", "channel", "sample_index", "time_s")
     return {k: v for k, v in trial_event.items() if k not in envelope}
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 class BlockCoalescer:

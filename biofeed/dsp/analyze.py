@@ -8,6 +8,14 @@ held until the phase detector and the fault detector have settled past their end
 never classified before an onset that dates before its end is known: any chunking gives the same
 result.
 
+With an IMU (a :class:`~biofeed.dsp.tension.PostureTimeline` as ``gate``), set points and rest
+statistics are kept per posture, and a contraction that overlaps *gross* movement (a bend, a change
+of posture, a bump: :attr:`~biofeed.dsp.imu.motion.MotionInterval.gross`) within
+:data:`MOTION_MARGIN_S` is not a pandiculation: it becomes a :class:`MovementArtifact`, not a trial.
+The decision waits until the IMU has settled that far past the contraction's end; the windows and
+phase events after it wait with it (the phase events are reported at once, only their bookkeeping
+waits), so the result does not depend on how EMG and IMU blocks interleave.
+
 :func:`analyze_emg` is the same chain over a whole array: streaming equals offline by construction.
 """
 
@@ -26,6 +34,7 @@ from biofeed.blocks import Block, ChannelInfo, ChannelKind, StreamInfo
 from biofeed.dsp.ecg import EcgDecision, EcgRemover
 from biofeed.dsp.envelope import SET_POINT_WINDOW_S, MovingRms
 from biofeed.dsp.filters import DEFAULT_HIGH_PASS_HZ, DEFAULT_LOW_PASS_HZ, BandPassFilter
+from biofeed.dsp.imu.motion import MotionInterval
 from biofeed.dsp.mains import MainsDecision, MainsNotch
 from biofeed.dsp.noise import (
     MIN_HIGH_BAND_RATE_HZ,
@@ -40,7 +49,7 @@ from biofeed.dsp.pandiculation import (
     RestWindow,
     TrialCriteria,
 )
-from biofeed.dsp.phases import Phase, PhaseDetector, PhaseEvent, PhaseSettings
+from biofeed.dsp.phases import Contraction, Phase, PhaseDetector, PhaseEvent, PhaseSettings
 from biofeed.dsp.quality import (
     FaultKind,
     FiniteSplitter,
@@ -49,16 +58,32 @@ from biofeed.dsp.quality import (
     estimate_rails,
     sample_rate_warnings,
 )
-from biofeed.dsp.tension import DEFAULT_N_WINDOWS, RestingTension, SettlingGate, WindowGate
+from biofeed.dsp.tension import (
+    DEFAULT_N_WINDOWS,
+    NO_POSTURE,
+    SETTLE_WAIT_LIMIT_S,
+    PostureTimeline,
+    RestingTension,
+    SettlingGate,
+    WindowGate,
+)
 
 __all__ = [
+    "MOTION_MARGIN_S",
     "AnalyzerUpdate",
     "EmgAnalysis",
     "EmgAnalyzer",
     "EmgChannelAnalysis",
+    "MovementArtifact",
     "analyze_emg",
     "estimate_noise_floor",
 ]
+
+MOTION_MARGIN_S = 2.0
+"""Gross movement this close to a contraction (before its onset or after its end) makes it a movement
+artifact. *Decision*: a movement's artifact spike and EMG burst come in its slow first second, before
+the trunk reaches 30 deg/s (the simulator's 4 s posture changes and 3-4 s bends pass 30 deg/s about
+1.1-1.2 s in), and a burst can outlast the movement's end by the settling of the new posture."""
 
 MainsMode = Literal["auto", "off", 50, 60]
 EcgMode = Literal["auto", "off"]
@@ -68,6 +93,50 @@ _ALL_FAULTS = frozenset(FaultKind)
 # clipped windows out of the set points.
 _CONTACT_FAULTS = frozenset({FaultKind.NON_FINITE, FaultKind.FLAT})
 _ECG_MODES = ("auto", "off")
+
+
+@dataclass(frozen=True)
+class MovementArtifact:
+    """A contraction that overlapped gross movement: a bend, a change of posture, a bump, not a trial.
+
+    Attributes
+    ----------
+    contraction : Contraction
+        The contraction as the phase detector measured it.
+    movement : MotionInterval
+        The movement within :data:`MOTION_MARGIN_S` of it (device seconds on the EMG stream's axis).
+    peak_uv : float
+        Noise-corrected peak (1 s RMS), uV.
+    """
+
+    contraction: Contraction
+    movement: MotionInterval
+    peak_uv: float
+
+    @property
+    def channel_index(self) -> int:
+        """Row of the channel."""
+        return self.contraction.channel_index
+
+    def reason(self) -> str:
+        """Why it is not a trial, in words."""
+        m = self.movement
+        return (
+            f"gross movement {m.start_s:.1f}-{m.end_s:.1f} s (peak {m.peak_angular_rate_dps:.0f} deg/s, "
+            f"{m.peak_linear_acceleration_g:.2f} g): a movement, not a pandiculation"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (docs/analysis-json.md)."""
+        c = self.contraction
+        return {
+            "channel_index": c.channel_index,
+            "onset_s": c.onset_s,
+            "end_s": c.end_index / c.sample_rate_hz,
+            "peak_uv": self.peak_uv,
+            "movement": self.movement.to_json(),
+            "reason": self.reason(),
+        }
 
 
 @dataclass(frozen=True)
@@ -88,6 +157,8 @@ class AnalyzerUpdate:
         The mains decision, once.
     ecg : list of EcgDecision
         ECG subtraction switching on or off.
+    artifacts : list of MovementArtifact
+        Contractions found to be movement (IMU), in place of trials.
     cleaned : list of Block
         The band-passed (and notched, ECG-subtracted) sEMG of this update, uV: what the phase
         detector and the set point see, for display. The ECG stage delays it by 0.3 s.
@@ -99,6 +170,7 @@ class AnalyzerUpdate:
     faults: list[SignalFault] = field(default_factory=list)
     mains: list[MainsDecision] = field(default_factory=list)
     ecg: list[EcgDecision] = field(default_factory=list)
+    artifacts: list[MovementArtifact] = field(default_factory=list)
     cleaned: list[Block] = field(default_factory=list)
 
 
@@ -111,6 +183,9 @@ class _Contractions:
     pre_rest_uv: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     queue: deque[tuple[int, int, float]] = field(default_factory=deque)  # (start, end, raw RMS)
     phase: Phase = Phase.CALIBRATING
+    pending: deque[PhaseEvent] = field(default_factory=deque)  # reported, not yet applied to windows/trials
+    posture: int = NO_POSTURE  # of the latest window held still in a known posture: its set point is shown
+    trial_posture: int = NO_POSTURE  # the open contraction's, from its onset
 
 
 class EmgAnalyzer:
@@ -134,7 +209,9 @@ class EmgAnalyzer:
         Reference contraction per channel (noise-corrected uV) for the contraction score.
     gate : WindowGate or None
         Called per 1 s window with its device time span; False keeps it out of the set points (IMU).
-        A :class:`~biofeed.dsp.tension.SettlingGate` holds windows until it covers them.
+        A :class:`~biofeed.dsp.tension.SettlingGate` holds windows until it covers them; a
+        :class:`~biofeed.dsp.tension.PostureTimeline` also keeps rest statistics and set points per
+        posture and makes contractions near gross movement :class:`MovementArtifact` s.
     posture : PostureSource or None
         Trunk posture over device time (IMU): a trial whose posture changed is ``rejected``.
     set_point_windows : int
@@ -181,7 +258,8 @@ class EmgAnalyzer:
             else MainsNotch(sample_rate_hz, band.low_pass_hz, None if mains == "auto" else float(mains))
         )
         self.ecg = None if ecg == "off" else EcgRemover(sample_rate_hz)
-        self.phases = PhaseDetector(sample_rate_hz, phase_settings)
+        self._timeline = gate if isinstance(gate, PostureTimeline) else None
+        self.phases = PhaseDetector(sample_rate_hz, phase_settings, self._timeline)
         self.windows = MovingRms(sample_rate_hz, SET_POINT_WINDOW_S, SET_POINT_WINDOW_S)
         self.faults = SignalFaultDetector(sample_rate_hz, rails_uv=rails_uv)
         self.noise_floor_uv = np.atleast_1d(np.asarray(noise_floor_uv, dtype=np.float64))
@@ -226,6 +304,7 @@ class EmgAnalyzer:
         if self.ecg is not None and self._last_block is not None:
             self._run(self.ecg.flush(self._last_block), update)
             update.ecg.extend(self.ecg.take_decisions())
+        self._take_events(self.phases.advance(final=True), update)
         update.faults.extend(self.faults.finish())
         self._known_faults.extend(update.faults)
         self._release(update, final=True)
@@ -233,8 +312,22 @@ class EmgAnalyzer:
         return update
 
     def set_point_uv(self, channel_index: int) -> float:
-        """Current set point of a channel (noise-corrected uV; NaN with too few gated windows)."""
-        return self.tension.set_point_uv(channel_index)
+        """Current set point of a channel, in its current posture (noise-corrected uV; NaN with too few windows)."""
+        return self.tension.set_point_uv(channel_index, self.posture_id(channel_index))
+
+    def posture_id(self, channel_index: int) -> int:
+        """The channel's current posture (of its latest window held still); NO_POSTURE without an IMU."""
+        return self._channels[channel_index].posture if channel_index < len(self._channels) else NO_POSTURE
+
+    def posture_label(self, posture_id: int) -> str | None:
+        """Short label of a posture (``lying``, ``standing`` ...); None for NO_POSTURE or without an IMU."""
+        if self._timeline is None or posture_id == NO_POSTURE:
+            return None
+        return self._timeline.posture_label(posture_id)
+
+    def set_points_by_posture(self, channel_index: int) -> dict[int, float]:
+        """Set point of a channel in every posture it has rest windows in (NaN with too few), uV."""
+        return {p: self.tension.set_point_uv(channel_index, p) for p in self.tension.postures(channel_index)}
 
     def _clean(self, piece: Block, update: AnalyzerUpdate) -> Block:
         cleaned = self.band_pass.process(piece)
@@ -255,30 +348,88 @@ class EmgAnalyzer:
             end = (windows.first_index + j) * h
             for c, channel in enumerate(self._channels):
                 channel.queue.append((end - h, end, float(windows.data[c, j])))
+        self._take_events(events, update)
+
+    def _take_events(self, events: list[PhaseEvent], update: AnalyzerUpdate) -> None:
+        """Report phase events now; apply them to windows and trials in order once they can be (_apply_events)."""
         for event in events:
-            self._on_event(event, update)
+            self._channels[event.channel_index].pending.append(event)
         update.events.extend(events)
 
-    def _on_event(self, event: PhaseEvent, update: AnalyzerUpdate) -> None:
-        channel = self._channels[event.channel_index]
-        previous, channel.phase = channel.phase, event.phase
-        if event.phase is Phase.CONTRACTION and previous in (Phase.REST, Phase.CALIBRATING):
-            # Windows ending before the onset are rest or belong to earlier contractions: settle them,
-            # then the set point's windows are this trial's pre-rest.
-            self._release_channel(event.channel_index, event.sample_index, update)
-            channel.open_onset = event.sample_index
-            channel.pre_rest_uv = self.tension.windows_uv(event.channel_index)
-        elif event.phase is Phase.REST and channel.open_onset is not None:
-            contraction = event.contraction
-            if contraction is None:  # abandoned at a gap: its windows are still not rest
-                channel.spans.append((channel.open_onset, event.sample_index))
-            else:
-                channel.spans.append((contraction.onset_index, contraction.end_index))
-                fault = self._fault_between(
-                    event.channel_index, contraction.onset_index, contraction.end_index, _CONTACT_FAULTS
-                )
-                update.trials.extend(self.trials.start(contraction, channel.pre_rest_uv, fault))
-            channel.open_onset = None
+    def _apply_events(self, c: int, horizon: float, final: bool, update: AnalyzerUpdate) -> None:
+        """Apply a channel's pending phase events in order, while each can be.
+
+        A contraction's onset once faults and gate have settled past it, the rest ending it once the
+        IMU has settled past its end and MOTION_MARGIN_S.
+        """
+        channel = self._channels[c]
+        while channel.pending:
+            event = channel.pending[0]
+            if event.phase is Phase.CONTRACTION and channel.phase in (Phase.REST, Phase.CALIBRATING):
+                if event.sample_index > horizon:
+                    break
+                # Windows ending before the onset are rest or belong to earlier contractions: settle them,
+                # then the set point's windows (in the posture held then) are this trial's pre-rest.
+                self._release_channel(c, event.sample_index, update)
+                channel.open_onset = event.sample_index
+                channel.trial_posture = channel.posture
+                channel.pre_rest_uv = self.tension.windows_uv(c, channel.posture)
+            elif event.phase is Phase.REST and channel.open_onset is not None:
+                contraction = event.contraction
+                if contraction is None:  # abandoned at a gap: its windows are still not rest
+                    channel.spans.append((channel.open_onset, event.sample_index))
+                else:
+                    if not (final or self._movement_settled(contraction)):
+                        break
+                    channel.spans.append((contraction.onset_index, contraction.end_index))
+                    self._end_contraction(contraction, channel, update)
+                channel.open_onset = None
+            channel.phase = event.phase
+            channel.pending.popleft()
+
+    def _end_contraction(self, contraction: Contraction, channel: _Contractions, update: AnalyzerUpdate) -> None:
+        c = contraction.channel_index
+        movement = self._gross_movement(contraction)
+        if movement is not None:
+            noise = self.noise_floor(c)
+            peak = float(correct_for_noise(contraction.peak_uv, noise))
+            update.artifacts.append(MovementArtifact(contraction, movement, peak))
+            update.trials.extend(self.trials.skip(contraction))
+            return
+        fault = self._fault_between(c, contraction.onset_index, contraction.end_index, _CONTACT_FAULTS)
+        update.trials.extend(
+            self.trials.start(
+                contraction,
+                channel.pre_rest_uv,
+                fault,
+                posture_id=channel.trial_posture,
+                posture=self.posture_label(channel.trial_posture),
+            )
+        )
+
+    def _newest_s(self) -> float:
+        return self._last_block.end_index / self.sample_rate_hz if self._last_block is not None else -math.inf
+
+    def _timeline_settled_s(self) -> float:
+        """How far the settling gate can answer, or is taken to (SETTLE_WAIT_LIMIT_S)."""
+        if not isinstance(self.gate, SettlingGate):
+            return math.inf
+        return max(self.gate.settled_s, self._newest_s() - SETTLE_WAIT_LIMIT_S)
+
+    def _movement_settled(self, contraction: Contraction) -> bool:
+        if self._timeline is None:
+            return True
+        end_s = contraction.end_index / self.sample_rate_hz
+        return self._timeline_settled_s() >= end_s + MOTION_MARGIN_S
+
+    def _gross_movement(self, contraction: Contraction) -> MotionInterval | None:
+        if self._timeline is None:
+            return None
+        fs = self.sample_rate_hz
+        movement = self._timeline.movement_between(
+            contraction.onset_index / fs - MOTION_MARGIN_S, contraction.end_index / fs + MOTION_MARGIN_S
+        )
+        return movement if movement is not None and movement.gross else None
 
     def _fault_between(self, c: int, start: int, end: int, kinds: frozenset[FaultKind] = _ALL_FAULTS) -> str:
         """The kinds of fault touching device samples [start, end) of a channel, as words ("" for none)."""
@@ -287,20 +438,31 @@ class EmgAnalyzer:
         return ", ".join(sorted(found))
 
     def _release(self, update: AnalyzerUpdate, final: bool) -> None:
-        if not any(ch.queue for ch in self._channels):
+        if not any(ch.queue or ch.pending for ch in self._channels):
             return  # the common case: a 1 s window completes once a second
-        fault_horizon: float = self.faults.settled_index()
-        if isinstance(self.gate, SettlingGate):  # an IMU gate judges a window only once it covers it
-            fault_horizon = min(fault_horizon, math.floor(self.gate.settled_s * self.sample_rate_hz))
-        for c in range(len(self._channels)):
+        fault_horizon: float = math.inf if final else self.faults.settled_index()
+        settled_s = self._timeline_settled_s()
+        if math.isfinite(settled_s) and not final:  # an IMU gate judges a window only once it covers it
+            fault_horizon = min(fault_horizon, math.floor(settled_s * self.sample_rate_hz))
+        for c, channel in enumerate(self._channels):
+            self._apply_events(c, fault_horizon, final, update)
             horizon = math.inf if final else min(self.phases.settled_index(c), fault_horizon)
+            if channel.pending:
+                horizon = min(horizon, channel.pending[0].sample_index)
+            if channel.open_onset is not None:
+                horizon = min(horizon, channel.open_onset)
             self._release_channel(c, horizon, update)
         if self._known_faults:
             # Keep what a queued window, an open contraction or a contraction yet to be dated may touch.
             oldest = min((ch.queue[0][0] for ch in self._channels if ch.queue), default=fault_horizon)
             opens = [ch.open_onset for ch in self._channels if ch.open_onset is not None]
+            waiting = [
+                e.contraction.onset_index if e.contraction is not None else e.sample_index
+                for ch in self._channels
+                for e in ch.pending
+            ]
             unsettled = [self.phases.settled_index(c) for c in range(len(self._channels))]
-            keep_from = min([oldest, *opens, *unsettled])
+            keep_from = min([oldest, *opens, *waiting, *unsettled])
             self._known_faults = [f for f in self._known_faults if f.end_index > keep_from]
 
     def _release_channel(self, c: int, horizon: float, update: AnalyzerUpdate) -> None:
@@ -313,12 +475,19 @@ class EmgAnalyzer:
                 or (channel.open_onset is not None and end > channel.open_onset)
             )
             usable = rest and math.isfinite(rms) and self._fault_between(c, start, end) == ""
-            if usable and self.gate is not None:
-                usable = bool(self.gate(start / self.sample_rate_hz, end / self.sample_rate_hz))
+            start_s, end_s = start / self.sample_rate_hz, end / self.sample_rate_hz
+            if self._timeline is not None:
+                held_in = self._timeline.posture_of(start_s, end_s)
+                if held_in is not None:
+                    channel.posture = held_in
+                usable = usable and held_in is not None
+            elif usable and self.gate is not None:
+                usable = bool(self.gate(start_s, end_s))
             corrected = float(correct_for_noise(rms, noise))
             if usable:
-                self.tension.add_window(c, corrected)
-            window = RestWindow(c, start, end, corrected, rest, usable, self.tension.set_point_uv(c))
+                self.tension.add_window(c, corrected, channel.posture)
+            set_point = self.tension.set_point_uv(c, channel.posture)
+            window = RestWindow(c, start, end, corrected, rest, usable, set_point, channel.posture)
             update.windows.append(window)
             update.trials.extend(self.trials.add_window(window))
         # Old spans can no longer overlap a queued window.
@@ -417,6 +586,7 @@ def _collect(analyzer: EmgAnalyzer, block: Block) -> AnalyzerUpdate:
         faults=whole.faults + end.faults,
         mains=whole.mains + end.mains,
         ecg=whole.ecg + end.ecg,
+        artifacts=whole.artifacts + end.artifacts,
     )  # cleaned blocks are for display only: an offline analysis does not keep them
 
 

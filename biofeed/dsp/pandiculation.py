@@ -10,7 +10,11 @@ SCIENCE.md section 6 (all three for ``true``):
 A pre-rest within about 1 uV of the floor (``hypot(pre, floor) - floor <= 1 uV``) is
 ``not_measurable``; so is a trial whose post-rest or persistence window the data never reached.
 ``rejected`` is for a measurement that cannot be trusted: a signal fault during the contraction,
-or post-rest windows mostly refused by the gate (motion, posture, artifact).
+a posture that changed (IMU), or post-rest windows mostly refused by the gate (motion, posture,
+artifact). With an IMU a trial belongs to the posture held before its onset: its pre-rest is that
+posture's set point, and a post-rest window held in another posture counts as refused.
+A contraction that was a movement (:meth:`PandiculationTracker.skip`) is no trial; it ends the
+channel's open trials as a later contraction does.
 The criteria are applied in the order of the simulator's truth (:mod:`biofeed.sim.truth`):
 relative, then persistent, then absolute.
 
@@ -41,6 +45,7 @@ import numpy.typing as npt
 
 from biofeed.dsp.imu.posture import Posture, PostureComparison, compare_postures
 from biofeed.dsp.phases import Contraction
+from biofeed.dsp.tension import NO_POSTURE
 
 __all__ = [
     "PRE_POSTURE_S",
@@ -217,8 +222,11 @@ class RestWindow:
     usable : bool
         The gate accepted it and it overlaps no signal fault.
     set_point_uv : float
-        The channel's set point once this window was taken into account (NaN while too few
-        usable windows), uV.
+        The channel's set point in ``posture_id`` once this window was taken into account (NaN while
+        too few usable windows), uV.
+    posture_id : int
+        The channel's current posture: the window's own when it was held still in a known posture,
+        else the latest one before it; NO_POSTURE without an IMU.
     """
 
     channel_index: int
@@ -228,6 +236,7 @@ class RestWindow:
     rest: bool
     usable: bool
     set_point_uv: float = math.nan
+    posture_id: int = NO_POSTURE
 
 
 @dataclass(frozen=True)
@@ -265,6 +274,8 @@ class PandiculationTrial:
     posture_change_deg : float or None
         Largest tilt change of a trunk sensor between the 30 s before the onset and the post-rest;
         None without an IMU.
+    posture : str or None
+        Label of the posture the trial was done in (``lying``, ``standing`` ...); None without an IMU.
     """
 
     contraction: Contraction
@@ -284,6 +295,7 @@ class PandiculationTrial:
     components: ScoreComponents
     final: bool = True
     posture_change_deg: float | None = None
+    posture: str | None = None
 
     @property
     def channel_index(self) -> int:
@@ -322,6 +334,7 @@ class PandiculationTrial:
             "verdict": self.verdict.value,
             "verdict_reason": self.verdict_reason,
             "posture_change_deg": self.posture_change_deg,
+            "posture": self.posture,
             "score": self.score,
             "score_components": self.components.to_json(),
             "final": self.final,
@@ -420,6 +433,8 @@ class _Pending:
     reported_post: bool = False
     closed_by: str = ""
     interrupted: bool = False  # a later contraction began within rebrace_s: re-brace or new trial?
+    posture_id: int = NO_POSTURE  # held before the onset; post-rest windows in another posture are refused
+    posture: str | None = None
 
 
 class PandiculationTracker:
@@ -465,7 +480,13 @@ class PandiculationTracker:
         self._pending: list[_Pending] = []
 
     def start(
-        self, contraction: Contraction, pre_rest_windows_uv: npt.ArrayLike, fault: str = ""
+        self,
+        contraction: Contraction,
+        pre_rest_windows_uv: npt.ArrayLike,
+        fault: str = "",
+        *,
+        posture_id: int = NO_POSTURE,
+        posture: str | None = None,
     ) -> list[PandiculationTrial]:
         """Open a trial for a finished contraction, or add it to the trial it re-braces.
 
@@ -477,6 +498,10 @@ class PandiculationTracker:
             Gated, noise-corrected 1 s windows before the onset (the set point's windows).
         fault : str
             Non-empty when a signal fault overlapped the contraction: the trial is rejected with it.
+        posture_id : int
+            Posture held before the onset (IMU): only post-rest windows in it count.
+        posture : str or None
+            Its label, for the trial's JSON.
 
         Returns
         -------
@@ -517,7 +542,27 @@ class PandiculationTracker:
         if earlier_trials and not earlier_trials[0].closed_by:
             return out
         pre = np.asarray(pre_rest_windows_uv, dtype=np.float64)
-        self._pending.append(_Pending(contraction, pre.copy(), fault))
+        self._pending.append(_Pending(contraction, pre.copy(), fault, posture_id=posture_id, posture=posture))
+        return out
+
+    def skip(self, contraction: Contraction) -> list[PandiculationTrial]:
+        """A finished contraction that is no trial (a movement): it closes the channel's earlier trials.
+
+        Returns
+        -------
+        list of PandiculationTrial
+            The channel's open trials that ended before its onset, final.
+        """
+        out: list[PandiculationTrial] = []
+        still_open: list[_Pending] = []
+        for pending in self._pending:
+            earlier = pending.contraction
+            if earlier.channel_index == contraction.channel_index and earlier.end_index <= contraction.onset_index:
+                pending.closed_by = f"a movement at {contraction.onset_s:.1f} s"
+                out.append(self._trial(pending, final=True))
+            else:
+                still_open.append(pending)
+        self._pending = still_open
         return out
 
     def add_window(self, window: RestWindow) -> list[PandiculationTrial]:
@@ -544,12 +589,13 @@ class PandiculationTracker:
                 pending.closed_by = "a later contraction"
                 out.append(self._trial(pending, final=True))
                 continue
+            usable = window.usable and (pending.posture_id == NO_POSTURE or window.posture_id == pending.posture_id)
             if window.rest and since_s >= c.post_rest_s[0] and until_s <= c.post_rest_s[1]:
-                if window.usable:
+                if usable:
                     pending.post.append(window.corrected_uv)
                 else:
                     pending.n_refused_post += 1
-            if window.rest and window.usable and since_s >= c.persistence_s[0] and until_s <= c.persistence_s[1]:
+            if window.rest and usable and since_s >= c.persistence_s[0] and until_s <= c.persistence_s[1]:
                 pending.persistence.append(window.corrected_uv)
             if until_s >= c.persistence_s[1]:
                 out.append(self._trial(pending, final=True))
@@ -614,6 +660,7 @@ class PandiculationTracker:
             verdict=verdict,
             verdict_reason=reason,
             posture_change_deg=comparison.difference_deg if comparison is not None else None,
+            posture=pending.posture,
             components=score_trial(contraction, peak_fraction, ratio, post_uv, persistence_ratio, noise, c),
             final=final,
         )

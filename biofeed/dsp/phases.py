@@ -9,8 +9,24 @@ SCIENCE.md section 5:
   of more than 20 % of peak-above-baseline) describe its quality.
 
 Rest statistics (mean and SD of the 50 ms RMS) come from the first ``calibration_s`` of a stream and
-are re-estimated from every further ``baseline_s`` of rest hops below the onset threshold, starting
-``settle_s`` after an offset; they never change during a contraction.
+are re-estimated from rest hops below the onset threshold, starting ``settle_s`` after an offset:
+once ``baseline_s`` of them are gathered, then every ``baseline_step_s`` of them, from the last
+``baseline_s``; they never change during a contraction.
+
+Postures (SCIENCE.md 4: set points per posture). Given a
+:class:`~biofeed.dsp.tension.PostureTimeline` (the IMU), the detector keeps rest statistics per
+posture: hops are gathered only while the trunk is quasi-static in the posture whose statistics are
+in force, never while moving or in a posture not yet held long enough to be known. At rest, the first
+hop in another known posture recalls that posture's statistics, or, for a posture never seen, starts
+a fresh calibration (a CALIBRATING event) gathered in it. While the trunk is held still in a posture
+not yet known (:data:`~biofeed.dsp.tension.NEW_POSTURE`) no onset is looked for: no statistics fit
+it. While it moves, onsets are looked for with the statistics in force (the analyzer then finds the
+contraction to be a movement). A contraction keeps the statistics it started with; the switch
+happens at the rest after it, or ends it when the trunk is held in another known posture. The
+detector holds its hops until the timeline has settled past them (or lags
+:data:`~biofeed.dsp.tension.SETTLE_WAIT_LIMIT_S` behind the EMG), so the events do not depend on how
+EMG and IMU blocks interleave. Without a timeline every hop is in one posture: the behaviour above
+without the IMU.
 
 Timing. Both envelopes live on one hop grid (:mod:`biofeed.dsp.envelope`); a hop is stamped at the
 end of its window. The onset is the end of the first window of the held run (the first window
@@ -36,10 +52,12 @@ import numpy.typing as npt
 from biofeed.blocks import Block
 from biofeed.dsp.envelope import DEFAULT_HOP_S, DISPLAY_WINDOW_S, TIMING_WINDOW_S, MovingRms
 from biofeed.dsp.stage import check_rate, starts_segment
+from biofeed.dsp.tension import NEW_POSTURE, NO_POSTURE, SETTLE_WAIT_LIMIT_S, PostureTimeline
 
 __all__ = ["Contraction", "Phase", "PhaseDetector", "PhaseEvent", "PhaseSettings", "count_rebursts"]
 
 _Array = npt.NDArray[np.float64]
+_Labels = npt.NDArray[np.int64]
 _SHAPE_WINDOWS = 4  # amplitude windows per release-shape step (1 s at the default 250 ms)
 
 
@@ -66,7 +84,8 @@ class PhaseSettings:
         A contraction also ends when its 250 ms RMS has stayed below the release end (10 % of
         peak above the rest mean) this long, even if the 50 ms RMS keeps flickering above the
         offset threshold: the rest level after it has moved (another posture, another tone), and
-        the rest statistics are then re-estimated. 3 s is the release the score credits fully.
+        the rest statistics are then re-estimated. With an IMU it also ends when the trunk has been
+        held still this long in another known posture. 3 s is the release the score credits fully.
     long_active_s, long_settled_fraction : float
         After ``long_active_s`` in CONTRACTION/RELEASE (a pandiculation's hold and slow release
         take under 20 s, SCIENCE.md 5 and 7), settling for ``settled_rest_s`` below this fraction
@@ -89,7 +108,14 @@ class PhaseSettings:
     calibration_s : float
         Initial rest used for the first rest statistics.
     baseline_s : float
-        Rest hops gathered for each later re-estimate.
+        Rest hops each later re-estimate is made from (the newest gathered).
+    baseline_step_s : float
+        Rest hops gathered between re-estimates once ``baseline_s`` are held (after a contraction or a
+        change of posture the first re-estimate waits for a whole ``baseline_s`` of new ones). A
+        sliding baseline follows a slowly creeping rest level with less lag than back-to-back blocks:
+        *measured* on the simulator's transient trials (rest creeping from 2.2 to 4.8 uV in 20 s),
+        5 s blocks took the creep for a contraction in 10 of 44 channels, 1 s or 2 s steps in none;
+        1 s took 6 more heartbeats for twitches on the real emgGO record (docs/dsp.md).
     settle_s : float
         Hops skipped after an offset before rest statistics are gathered again.
     hop_s : float
@@ -113,6 +139,7 @@ class PhaseSettings:
     reburst_fraction: float = 0.2
     calibration_s: float = 5.0
     baseline_s: float = 5.0
+    baseline_step_s: float = 2.0
     settle_s: float = 1.0
     hop_s: float = DEFAULT_HOP_S
     timing_window_s: float = TIMING_WINDOW_S
@@ -123,7 +150,7 @@ class PhaseSettings:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
-        for name in ("release_step_s", "calibration_s", "baseline_s", "hop_s", "timing_window_s"):
+        for name in ("release_step_s", "calibration_s", "baseline_s", "baseline_step_s", "hop_s", "timing_window_s"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -325,6 +352,16 @@ class _HopQueue:
 
 
 @dataclass
+class _Segment:
+    """Envelope hops of one stretch of signal between gaps, not yet run through the state machines."""
+
+    first_index: int
+    timing: _HopQueue = field(default_factory=_HopQueue)
+    amplitude: _HopQueue = field(default_factory=_HopQueue)
+    started: bool = False  # the channels have been told of its start (a gap)
+
+
+@dataclass
 class _Trial:
     onset_hop: int
     onset_index: int
@@ -338,6 +375,8 @@ class _Trial:
     release_run: int = 0
     offset_run: int = 0
     settled_run: int = 0
+    posture: int = NO_POSTURE  # the channel's at the onset
+    moved_run: int = 0
     held_back: list[tuple[int, Phase]] = field(default_factory=list)  # (hop, phase) inside a candidate offset run
 
 
@@ -346,13 +385,16 @@ class _Channel:
     phase: Phase = Phase.CALIBRATING
     mean_uv: float = math.nan
     sd_uv: float = math.nan
-    gathered: list[_Array] = field(default_factory=list)
+    gathered: list[_Array] = field(default_factory=list)  # rest hops since the last estimate
     n_gathered: int = 0
+    recent: _Array = field(default_factory=lambda: np.zeros(0))  # the hops of the last estimate (newest baseline_s)
     gather_from_hop: int = -(1 << 62)
     onset_run: int = 0
     rest_from_hop: int = -(1 << 62)  # first hop of the current rest; an onset is never dated before it
     trial: _Trial | None = None
     last_event_index: int = -(1 << 62)
+    posture: int = NO_POSTURE  # whose statistics are in force (REST) or being learnt (CALIBRATING)
+    statistics: dict[int, tuple[float, float]] = field(default_factory=dict)  # (mean, SD) per posture
 
 
 class PhaseDetector:
@@ -364,6 +406,9 @@ class PhaseDetector:
         Rate of the band-passed sEMG blocks.
     settings : PhaseSettings
         Thresholds and durations.
+    postures : PostureTimeline or None
+        The IMU's postures and stillness on this stream's time axis: rest statistics per posture,
+        gathered only while still (module docstring). None: one posture, always still.
 
     Notes
     -----
@@ -372,8 +417,11 @@ class PhaseDetector:
     state.
     """
 
-    def __init__(self, sample_rate_hz: float, settings: PhaseSettings | None = None) -> None:
+    def __init__(
+        self, sample_rate_hz: float, settings: PhaseSettings | None = None, postures: PostureTimeline | None = None
+    ) -> None:
         self.settings = settings or PhaseSettings()
+        self.postures = postures
         s = self.settings
         self.sample_rate_hz = float(sample_rate_hz)
         self._timing = MovingRms(sample_rate_hz, s.timing_window_s, s.hop_s)
@@ -389,7 +437,9 @@ class PhaseDetector:
         self._step = max(1, round(s.release_step_s / hop_s))
         self._calibration_hops = max(2, round(s.calibration_s / hop_s))
         self._baseline_hops = max(2, round(s.baseline_s / hop_s))
+        self._baseline_step_hops = max(1, min(round(s.baseline_step_s / hop_s), self._baseline_hops))
         self._settle_hops = round(s.settle_s / hop_s)
+        self._wait_limit_hops = round(SETTLE_WAIT_LIMIT_S / hop_s)
         self.reset()
 
     def reset(self) -> None:
@@ -398,12 +448,12 @@ class PhaseDetector:
         self._amplitude.reset()
         self._channels: list[_Channel] = []
         self._next_index: int | None = None
-        self._timing_queue = _HopQueue()
-        self._amplitude_queue = _HopQueue()
+        self._segments: list[_Segment] = []  # oldest first; only the last one still grows
         self._next_hop = 0  # first hop not yet run through the state machines
         # The hops just before _recent_end_hop (an open onset run is re-scanned, an onset walked back, over them).
         self._recent_timing: _Array = np.zeros((0, 0))
         self._recent_amplitude: _Array = np.zeros((0, 0))
+        self._recent_postures: _Labels = np.zeros(0, dtype=np.int64)
         self._recent_end_hop = 0
 
     def phase(self, channel_index: int) -> Phase:
@@ -416,6 +466,10 @@ class PhaseDetector:
             return math.nan, math.nan
         channel = self._channels[channel_index]
         return channel.mean_uv, channel.sd_uv
+
+    def posture(self, channel_index: int) -> int:
+        """Posture whose rest statistics a channel uses (or is learning); NO_POSTURE before any."""
+        return self._channels[channel_index].posture if channel_index < len(self._channels) else NO_POSTURE
 
     def settled_index(self, channel_index: int) -> int:
         """Device index before which the channel's phases are final (no later event will date earlier)."""
@@ -441,43 +495,96 @@ class PhaseDetector:
         """
         check_rate(block, self.sample_rate_hz)
         n_channels = block.data.shape[0]
-        events: list[PhaseEvent] = []
         if len(self._channels) != n_channels:
             self.reset()
             self._channels = [_Channel() for _ in range(n_channels)]
         if starts_segment(block, self._next_index):
-            events.extend(self._on_gap(block.first_index))
+            self._timing.reset()
+            self._amplitude.reset()
+            self._segments.append(_Segment(block.first_index))
         self._next_index = block.end_index
-        self._timing_queue.add(self._timing.process(block))
-        self._amplitude_queue.add(self._amplitude.process(block))
+        segment = self._segments[-1]
+        segment.timing.add(self._timing.process(block))
+        segment.amplitude.add(self._amplitude.process(block))
+        return self._run_segments(final=False)
+
+    def advance(self, final: bool = False) -> list[PhaseEvent]:
+        """Run the hops held for the posture timeline that it covers now (all of them when ``final``).
+
+        ``final`` is for the end of the data: hops the timeline never covered run as moving.
+        """
+        return self._run_segments(final)
+
+    def _run_segments(self, final: bool) -> list[PhaseEvent]:
+        events: list[PhaseEvent] = []
+        horizon = self._posture_horizon_hop(final)
+        while self._segments:
+            segment = self._segments[0]
+            if not segment.started:
+                events.extend(self._start_segment(segment.first_index))
+                segment.started = True
+            events.extend(self._run(segment, horizon))
+            done = self._next_hop >= min(segment.timing.end_hop, segment.amplitude.end_hop)
+            if not (done and len(self._segments) > 1):
+                break
+            self._segments.pop(0)  # a later segment exists, so this one gets no more hops
+        return events
+
+    def _posture_horizon_hop(self, final: bool) -> float:
+        """First hop whose posture the timeline has not settled (inf without a timeline)."""
+        if self.postures is None or final:
+            return math.inf
+        settled_s = self.postures.settled_s
+        if not math.isfinite(settled_s):
+            return math.inf
+        newest = self._segments[-1].timing.end_hop if self._segments else 0
+        return max(math.floor(settled_s * self.sample_rate_hz + 1e-9) // self._hop, newest - self._wait_limit_hops)
+
+    def _labels(self, start_hop: int, end_hop: int) -> _Labels:
+        """Posture at each hop's 50 ms window (its last sample); one posture without a timeline."""
+        hops = np.arange(start_hop, end_hop)
+        if self.postures is None:
+            return np.zeros(hops.shape, dtype=np.int64)
+        times_s = (hops * self._hop - 0.5) / self.sample_rate_hz
+        return np.asarray(self.postures.postures_at(times_s), dtype=np.int64)
+
+    def _run(self, segment: _Segment, horizon: float) -> list[PhaseEvent]:
+        events: list[PhaseEvent] = []
         # The 250 ms envelope starts later in a segment than the 50 ms one: run the common hops.
-        start = max(self._timing_queue.start_hop, self._amplitude_queue.start_hop, self._next_hop)
-        end = min(self._timing_queue.end_hop, self._amplitude_queue.end_hop)
-        if end > start:
-            t_all = self._timing_queue.take(start, end)
-            a_all = self._amplitude_queue.take(start, end)
-            if self._recent_end_hop != start:
-                self._clear_recent(start)
-            # The hops just before these: an open onset run is re-scanned, and an onset walked back, over them.
-            t_ctx = np.concatenate([self._recent_timing, t_all], axis=1)
-            a_ctx = np.concatenate([self._recent_amplitude, a_all], axis=1)
-            n_before = self._recent_timing.shape[1]
-            quiet = self._quiet_channels(t_all)
-            for c, channel in enumerate(self._channels):
-                if not (quiet[c] and self._gather_quietly(channel, t_all[c], start)):
-                    events.extend(self._advance(c, channel, t_ctx[c], a_ctx[c], start - n_before, n_before))
-            keep = self._onset_hold + self._lookback
-            self._recent_timing, self._recent_amplitude = t_ctx[:, -keep:], a_ctx[:, -keep:]
-            self._next_hop = self._recent_end_hop = end
+        timing, amplitude = segment.timing, segment.amplitude
+        start = max(timing.start_hop, amplitude.start_hop, self._next_hop)
+        end = min(timing.end_hop, amplitude.end_hop, horizon)
+        if not end > start:
+            return events
+        end = int(end)
+        t_all = timing.take(start, end)
+        a_all = amplitude.take(start, end)
+        p_all = self._labels(start, end)
+        if self._recent_end_hop != start:
+            self._clear_recent(start)
+        # The hops just before these: an open onset run is re-scanned, and an onset walked back, over them.
+        t_ctx = np.concatenate([self._recent_timing, t_all], axis=1)
+        a_ctx = np.concatenate([self._recent_amplitude, a_all], axis=1)
+        p_ctx = np.concatenate([self._recent_postures, p_all])
+        n_before = self._recent_timing.shape[1]
+        quiet = self._quiet_channels(t_all, p_all)
+        for c, channel in enumerate(self._channels):
+            if not (quiet[c] and self._gather_quietly(channel, t_all[c], p_all, start)):
+                events.extend(self._advance(c, channel, t_ctx[c], a_ctx[c], p_ctx, start - n_before, n_before))
+        keep = self._onset_hold + self._lookback
+        self._recent_timing, self._recent_amplitude = t_ctx[:, -keep:], a_ctx[:, -keep:]
+        self._recent_postures = p_ctx[-keep:]
+        self._next_hop = self._recent_end_hop = end
         return events
 
     def _clear_recent(self, hop: int) -> None:
         self._recent_timing = np.zeros((len(self._channels), 0))
         self._recent_amplitude = np.zeros((len(self._channels), 0))
+        self._recent_postures = np.zeros(0, dtype=np.int64)
         self._recent_end_hop = hop
 
-    def _quiet_channels(self, t_all: _Array) -> npt.NDArray[np.bool_]:
-        """Channels at rest, with no run open, whose 50 ms RMS never crosses the onset threshold here.
+    def _quiet_channels(self, t_all: _Array, p_all: _Labels) -> npt.NDArray[np.bool_]:
+        """Channels at rest, with no run open, no onset threshold crossed and no other known posture reached.
 
         One vectorised test for all channels: the common case in a live stream needs no state machine.
         """
@@ -486,28 +593,26 @@ class PhaseDetector:
             return resting
         means = np.array([ch.mean_uv for ch in self._channels])
         sds = np.array([ch.sd_uv for ch in self._channels])
+        postures = np.array([ch.posture for ch in self._channels])
         with np.errstate(invalid="ignore"):
             crossing = (t_all > (means + self.settings.onset_sd * sds)[:, None]).any(axis=1)
-        return resting & ~crossing
+        elsewhere = ((p_all[None, :] != postures[:, None]) & (p_all[None, :] >= 0)).any(axis=1)
+        return np.asarray(resting & ~crossing & ~elsewhere, dtype=np.bool_)
 
-    def _gather_quietly(self, channel: _Channel, t: _Array, first_hop: int) -> bool:
-        """Gather quiet rest hops for the next rest statistics; False when they would complete them."""
+    def _gather_quietly(self, channel: _Channel, t: _Array, p: _Labels, first_hop: int) -> bool:
+        """Gather still rest hops in the channel's posture; False when they would complete the statistics."""
         skip = min(max(channel.gather_from_hop - first_hop, 0), t.shape[0])
-        n_new = t.shape[0] - skip
-        if channel.n_gathered + n_new >= self._baseline_hops:
+        still = np.flatnonzero(p[skip:] == channel.posture) + skip
+        if still.shape[0] >= self._hops_to_estimate(channel):
             return False
-        if n_new:
-            channel.gathered.append(t[skip:])
-            channel.n_gathered += n_new
+        if still.shape[0]:
+            channel.gathered.append(t[still])
+            channel.n_gathered += still.shape[0]
         return True
 
-    def _on_gap(self, first_index: int) -> list[PhaseEvent]:
-        self._timing.reset()
-        self._amplitude.reset()
+    def _start_segment(self, first_index: int) -> list[PhaseEvent]:
         h = self._hop
         first_hop = -(-first_index // h)
-        self._timing_queue = _HopQueue()
-        self._amplitude_queue = _HopQueue()
         self._next_hop = first_hop
         self._clear_recent(first_hop)
         events = []
@@ -540,7 +645,7 @@ class PhaseDetector:
     # -- the state machine ------------------------------------------------------------------------
 
     def _advance(
-        self, c: int, channel: _Channel, t: _Array, a: _Array, first_hop: int, n_before: int
+        self, c: int, channel: _Channel, t: _Array, a: _Array, p: _Labels, first_hop: int, n_before: int
     ) -> list[PhaseEvent]:
         """Run one channel's machine over hops ``first_hop + n_before ...``; the first ``n_before`` hops are context."""
         i = n_before
@@ -552,40 +657,90 @@ class PhaseDetector:
         n = t.shape[0]
         while i < n:
             if channel.phase is Phase.CALIBRATING:
-                i = self._calibrate(c, channel, t, first_hop, i, events)
+                i = self._calibrate(c, channel, t, p, first_hop, i, events)
             elif channel.phase is Phase.REST:
-                i = self._rest(c, channel, t, first_hop, i, events)
+                i = self._rest(c, channel, t, p, first_hop, i, events)
             else:
-                i = self._active(c, channel, t, a, first_hop, i, events)
+                i = self._active(c, channel, t, a, p, first_hop, i, events)
         return events
 
-    def _calibrate(self, c: int, channel: _Channel, t: _Array, first_hop: int, i: int, events: list[PhaseEvent]) -> int:
-        take = min(self._calibration_hops - channel.n_gathered, t.shape[0] - i)
-        channel.gathered.append(t[i : i + take])
-        channel.n_gathered += take
-        i += take
-        if channel.n_gathered == self._calibration_hops:
+    def _calibrate(
+        self, c: int, channel: _Channel, t: _Array, p: _Labels, first_hop: int, i: int, events: list[PhaseEvent]
+    ) -> int:
+        """Gather every hop still in the posture being calibrated (the first known one at the start)."""
+        n = int(t.shape[0])
+        if channel.posture == NO_POSTURE:
+            known = np.flatnonzero(p[i:] >= 0)
+            if not known.size:
+                return n
+            i += int(known[0])
+            channel.posture = int(p[i])
+        end = self._posture_end(channel, p, i)
+        still = np.flatnonzero(p[i:end] == channel.posture) + i
+        need = self._calibration_hops - channel.n_gathered
+        if still.shape[0] >= need:
+            u = int(still[need - 1])
+            channel.gathered.append(t[still[:need]])
             self._set_rest_statistics(channel)
-            channel.rest_from_hop = first_hop + i
-            events.append(self._event(c, channel, Phase.REST, (first_hop + i) * self._hop))
-        return i
+            channel.rest_from_hop = first_hop + u + 1
+            events.append(self._event(c, channel, Phase.REST, (first_hop + u + 1) * self._hop))
+            return u + 1
+        channel.gathered.append(t[still])
+        channel.n_gathered += still.shape[0]
+        if end < n:
+            self._switch_posture(c, channel, int(p[end]), first_hop + end, events)
+        return end
+
+    @staticmethod
+    def _posture_end(channel: _Channel, p: _Labels, i: int) -> int:
+        """First position from ``i`` in a known posture other than the channel's (``len(p)`` when none)."""
+        elsewhere = np.flatnonzero((p[i:] != channel.posture) & (p[i:] >= 0))
+        return i + int(elsewhere[0]) if elsewhere.size else int(p.shape[0])
+
+    def _switch_posture(self, c: int, channel: _Channel, posture: int, hop: int, events: list[PhaseEvent]) -> None:
+        """At rest (or calibrating), the trunk is held in another known posture from ``hop`` on."""
+        channel.gathered, channel.n_gathered, channel.onset_run = [], 0, 0
+        channel.recent = np.zeros(0)
+        channel.posture = posture
+        channel.rest_from_hop = channel.gather_from_hop = hop
+        known = channel.statistics.get(posture)
+        if known is not None:  # seen before: recall its statistics
+            channel.mean_uv, channel.sd_uv = known
+            if channel.phase is Phase.CALIBRATING:
+                events.append(self._event(c, channel, Phase.REST, hop * self._hop))
+        else:  # never seen: a fresh calibration in it
+            channel.mean_uv = channel.sd_uv = math.nan
+            if channel.phase is Phase.REST:
+                events.append(self._event(c, channel, Phase.CALIBRATING, hop * self._hop))
+
+    def _hops_to_estimate(self, channel: _Channel) -> int:
+        """Rest hops still to gather before the next re-estimate."""
+        held = int(channel.recent.shape[0])
+        return max(self._baseline_hops - held, self._baseline_step_hops) - channel.n_gathered
 
     def _set_rest_statistics(self, channel: _Channel) -> None:
-        values = np.concatenate(channel.gathered)
+        values = np.concatenate([channel.recent, *channel.gathered])
+        if channel.recent.shape[0]:  # a re-estimate: the newest baseline_s (a calibration uses all it gathered)
+            values = values[-self._baseline_hops :]
         channel.mean_uv = float(values.mean())
         channel.sd_uv = float(values.std())
+        channel.statistics[channel.posture] = (channel.mean_uv, channel.sd_uv)
+        channel.recent = values[-self._baseline_hops :]
         channel.gathered = []
         channel.n_gathered = 0
 
-    def _rest(self, c: int, channel: _Channel, t: _Array, first_hop: int, i: int, events: list[PhaseEvent]) -> int:
+    def _rest(
+        self, c: int, channel: _Channel, t: _Array, p: _Labels, first_hop: int, i: int, events: list[PhaseEvent]
+    ) -> int:
         s = self.settings
         threshold = channel.mean_uv + s.onset_sd * channel.sd_uv
-        above = t[i:] > threshold
+        end = self._posture_end(channel, p, i)
+        above = (t[i:end] > threshold) & (p[i:end] != NEW_POSTURE)
         confirmed, run = _first_run_end(above, channel.onset_run, self._onset_hold)
         stop = confirmed + 1 if confirmed is not None else above.shape[0]
         skip = min(max(channel.gather_from_hop - (first_hop + i), 0), stop)
-        below = np.flatnonzero(~above[skip:stop]) + skip
-        need = self._baseline_hops - channel.n_gathered
+        below = np.flatnonzero(~above[skip:stop] & (p[i + skip : i + stop] == channel.posture)) + skip
+        need = self._hops_to_estimate(channel)
         if below.shape[0] >= need:
             # The re-estimate completes before any onset: apply it and go on with the new threshold.
             u = int(below[need - 1])
@@ -596,6 +751,9 @@ class PhaseDetector:
         channel.gathered.append(t[i + below])
         channel.n_gathered += below.shape[0]
         if confirmed is None:
+            if end < t.shape[0]:  # an open onset run is dropped: the new posture has its own threshold
+                self._switch_posture(c, channel, int(p[end]), first_hop + end, events)
+                return end
             channel.onset_run = run
             return int(t.shape[0])
         run_start = i + confirmed - self._onset_hold + 1
@@ -609,18 +767,28 @@ class PhaseDetector:
         if onset_rel > earliest:
             onset_index = self._crossing_index(onset_hop, t[onset_rel - 1], t[onset_rel], offset_threshold)
         channel.gathered, channel.n_gathered, channel.onset_run = [], 0, 0
+        channel.recent = np.zeros(0)
         channel.trial = _Trial(
             onset_hop=onset_hop,
             onset_index=onset_index,
             mean_uv=channel.mean_uv,
             sd_uv=channel.sd_uv,
             offset_threshold_uv=offset_threshold,
+            posture=channel.posture,
         )
         events.append(self._event(c, channel, Phase.CONTRACTION, onset_index))
         return onset_rel  # the contraction's first hops are run again as such
 
     def _active(
-        self, c: int, channel: _Channel, t: _Array, a: _Array, first_hop: int, i: int, events: list[PhaseEvent]
+        self,
+        c: int,
+        channel: _Channel,
+        t: _Array,
+        a: _Array,
+        p: _Labels,
+        first_hop: int,
+        i: int,
+        events: list[PhaseEvent],
     ) -> int:
         trial = channel.trial
         if trial is None:  # unreachable: CONTRACTION/RELEASE always carry a trial
@@ -633,11 +801,15 @@ class PhaseDetector:
         settled_level = trial.mean_uv + fraction * (all_peaks - trial.mean_uv)
         level_1s = self._causal_level(trial, a[i:])
         settled, settled_run = _first_run_end(level_1s < settled_level, trial.settled_run, self._settled_hold)
+        elsewhere = (p[i:] >= 0) & (p[i:] != trial.posture)
+        moved, moved_run = _first_run_end(elsewhere, trial.moved_run, self._settled_hold)
         # The contraction ends at whichever rest is confirmed first: quiet below the offset
-        # threshold, or settled below the release end (a rest level that moved).
+        # threshold, settled below the release end (a rest level that moved), or the trunk held
+        # still in another known posture (IMU), whose rest level the onset's statistics do not know.
         confirmed, hold = quiet, self._offset_hold
-        if settled is not None and (quiet is None or settled < quiet):
-            confirmed, hold = settled, self._settled_hold
+        for candidate in (settled, moved):
+            if candidate is not None and (confirmed is None or candidate < confirmed):
+                confirmed, hold = candidate, self._settled_hold
         stop = i + (confirmed + 1 if confirmed is not None else t.shape[0] - i)
         amplitude = a[i:stop]
         trial.history.append(amplitude)
@@ -647,8 +819,8 @@ class PhaseDetector:
         below_90 = amplitude < trial.mean_uv + s.release_start_fraction * (peaks - trial.mean_uv)
         changes = self._live_release_changes(trial, below_90, first_hop + i)
         if confirmed is None:
-            trial.offset_run, trial.settled_run = quiet_run, settled_run
-            runs = [run for run in (quiet_run, settled_run) if run]
+            trial.offset_run, trial.settled_run, trial.moved_run = quiet_run, settled_run, moved_run
+            runs = [run for run in (quiet_run, settled_run, moved_run) if run]
             candidate_hop = first_hop + t.shape[0] - max(runs) if runs else math.inf
         else:
             candidate_hop = first_hop + stop - hold

@@ -8,6 +8,11 @@ The gate is a hook: a boolean mask per window passed to :meth:`RestingTension.pr
 callable given at construction (the IMU fills it). A window the gate refuses is simply not added, so
 the set point stays frozen through a trial: the history counts windows, not seconds, and nothing
 ages out while no rest is gated in.
+
+Set points are kept per posture (SCIENCE.md 4): :meth:`RestingTension.add_window` takes the posture
+id a window was held in (a :class:`PostureTimeline` gives it), and the set point reported is the one
+of the posture of the latest window added; coming back to a posture recalls its windows. Without an
+IMU every window is in :data:`NO_POSTURE`, one set point per channel.
 """
 
 from __future__ import annotations
@@ -22,11 +27,16 @@ import numpy as np
 import numpy.typing as npt
 
 from biofeed.blocks import Block
+from biofeed.dsp.imu.motion import MotionInterval
 from biofeed.dsp.noise import correct_for_noise
 
 __all__ = [
     "DEFAULT_MIN_WINDOWS",
     "DEFAULT_N_WINDOWS",
+    "NEW_POSTURE",
+    "NO_POSTURE",
+    "SETTLE_WAIT_LIMIT_S",
+    "PostureTimeline",
     "RestingTension",
     "SetPointStatistic",
     "SettlingGate",
@@ -57,6 +67,58 @@ class SettlingGate(Protocol):
 
     def __call__(self, start_s: float, end_s: float) -> bool:
         """May the window [start_s, end_s) count as rest."""
+        ...
+
+
+NO_POSTURE = -1
+"""Posture id of a moment or window with no posture: moving, unsettled, or no IMU."""
+NEW_POSTURE = -2
+"""Posture id of a moment held still in a posture that is not (yet) a known one."""
+
+SETTLE_WAIT_LIMIT_S = 5.0
+"""Longest wait for a settling gate behind the EMG. An IMU that falls further behind (it stopped, or
+its link dropped) is taken to have settled up to this far behind the EMG: its missing span counts
+as unknown (refused, no posture, no movement known). Streaming equals offline only while no IMU falls
+this far behind; a recording replays the same arrival order, so ``biofeed analyze`` agrees anyway
+unless the live run lagged right at this limit."""
+
+
+@runtime_checkable
+class PostureTimeline(Protocol):
+    """An IMU's account of device time: quiet posture per moment, and movement (a :class:`SettlingGate`).
+
+    :class:`~biofeed.dsp.imu.gate.PostureGate` is one. Times are device seconds on the EMG stream's
+    axis; nothing before :attr:`settled_s` changes once answered, so consumers that wait for it get
+    the same answers for any interleaving of EMG and IMU blocks.
+    """
+
+    @property
+    def settled_s(self) -> float:
+        """Device time, seconds, up to which every answer is final."""
+        ...
+
+    def __call__(self, start_s: float, end_s: float) -> bool:
+        """May the window [start_s, end_s) count as rest (quiet, in one known posture)."""
+        ...
+
+    def posture_of(self, start_s: float, end_s: float) -> int | None:
+        """The known posture held throughout [start_s, end_s); None when moving or none known."""
+        ...
+
+    def postures_at(self, times_s: npt.ArrayLike) -> npt.NDArray[np.int64]:
+        """Posture id at each time.
+
+        :data:`NO_POSTURE` where moving or unsettled, :data:`NEW_POSTURE` where still in a posture
+        not yet known.
+        """
+        ...
+
+    def posture_label(self, posture_id: int) -> str:
+        """Short label of a posture (``lying``, ``standing``, ``sitting``, ``upright``, ``other``)."""
+        ...
+
+    def movement_between(self, start_s: float, end_s: float) -> MotionInterval | None:
+        """The movement inside [start_s, end_s) with its peaks; None when still throughout."""
         ...
 
 
@@ -113,11 +175,13 @@ class RestingTension:
         self.n_windows = n_windows
         self.min_windows = min_windows
         self.gate = gate
-        self._windows: list[deque[float]] = []
+        self._windows: list[dict[int, deque[float]]] = []  # per channel, per posture id
+        self._current: list[int] = []  # per channel, the posture of the latest window added
 
     def reset(self) -> None:
         """Forget every window."""
         self._windows = []
+        self._current = []
 
     def process(self, rms_1s: Block, gate_mask: npt.ArrayLike | None = None) -> Block:
         """Add 1 s windows; return the set point after each.
@@ -153,37 +217,47 @@ class RestingTension:
                 usable[:, j] &= self.gate(end_s - hop_s, end_s)
             for c in range(n_channels):
                 if usable[c, j]:
-                    self._windows[c].append(float(corrected[c, j]))
-                set_points[c, j] = self._statistic(c)
+                    self.add_window(c, float(corrected[c, j]))
+                set_points[c, j] = self.set_point_uv(c)
         return Block(rms_1s.info, set_points, rms_1s.first_index, rms_1s.gap_before, rms_1s.received_at)
 
-    def add_window(self, channel_index: int, corrected_uv: float) -> None:
-        """Add one gated, already noise-corrected window to one channel."""
-        self._ensure_channels(channel_index + 1)
-        self._windows[channel_index].append(float(corrected_uv))
+    def add_window(self, channel_index: int, corrected_uv: float, posture_id: int = NO_POSTURE) -> None:
+        """Add one gated, already noise-corrected window to one channel, held in a posture.
 
-    def windows_uv(self, channel_index: int) -> npt.NDArray[np.float64]:
-        """The gated, noise-corrected windows held for a channel, oldest first, in uV."""
+        The channel's current posture becomes ``posture_id``.
+        """
+        self._ensure_channels(channel_index + 1)
+        held = self._windows[channel_index].setdefault(posture_id, deque(maxlen=self.n_windows))
+        held.append(float(corrected_uv))
+        self._current[channel_index] = posture_id
+
+    def current_posture(self, channel_index: int) -> int:
+        """Posture of the latest window added to a channel (:data:`NO_POSTURE` before any, or without IMU)."""
+        return self._current[channel_index] if channel_index < len(self._current) else NO_POSTURE
+
+    def windows_uv(self, channel_index: int, posture_id: int | None = None) -> npt.NDArray[np.float64]:
+        """The gated, noise-corrected windows held for a channel in a posture (default: current), oldest first, uV."""
         if channel_index >= len(self._windows):
             return np.zeros(0)
-        return np.asarray(self._windows[channel_index], dtype=np.float64)
+        posture = self.current_posture(channel_index) if posture_id is None else posture_id
+        return np.asarray(self._windows[channel_index].get(posture, ()), dtype=np.float64)
 
-    def set_point_uv(self, channel_index: int) -> float:
-        """Current set point of a channel in uV; NaN with fewer than ``min_windows`` windows."""
-        if channel_index >= len(self._windows):
-            return math.nan
-        return self._statistic(channel_index)
-
-    def _statistic(self, channel_index: int) -> float:
-        held = self._windows[channel_index]
-        if len(held) < self.min_windows:
+    def set_point_uv(self, channel_index: int, posture_id: int | None = None) -> float:
+        """Set point of a channel in a posture (default: current), uV; NaN with fewer than ``min_windows`` windows."""
+        held = self.windows_uv(channel_index, posture_id)
+        if held.shape[0] < self.min_windows:
             return math.nan
         q = 50.0 if self.statistic is SetPointStatistic.MEDIAN else 25.0
-        return float(np.percentile(np.fromiter(held, dtype=np.float64, count=len(held)), q))
+        return float(np.percentile(held, q))
+
+    def postures(self, channel_index: int) -> list[int]:
+        """Posture ids a channel holds windows in, in the order first seen."""
+        return list(self._windows[channel_index]) if channel_index < len(self._windows) else []
 
     def _ensure_channels(self, n_channels: int) -> None:
         while len(self._windows) < n_channels:
-            self._windows.append(deque(maxlen=self.n_windows))
+            self._windows.append({})
+            self._current.append(NO_POSTURE)
 
     def _noise(self, n_channels: int) -> npt.NDArray[np.float64]:
         if self.noise_floor_uv.size == 1:

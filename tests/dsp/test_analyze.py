@@ -6,10 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from biofeed.dsp.analyze import EmgAnalyzer, analyze_emg
+from biofeed.blocks import Block
+from biofeed.dsp.analyze import MOTION_MARGIN_S, EmgAnalyzer, analyze_emg
+from biofeed.dsp.imu.motion import MotionInterval
 from biofeed.dsp.pandiculation import Verdict
 from biofeed.dsp.quality import FaultKind
-from tests.dsp.synthetic_emg import emg_info, ramp_envelope, split_blocks, synthetic_emg
+from biofeed.dsp.tension import NO_POSTURE
+from tests.dsp.scripted_postures import ScriptedTimeline
+from tests.dsp.synthetic_emg import emg_info, ramp_envelope, random_cuts, split_blocks, synthetic_emg
 
 FS = 1000.0
 TRUE_RELAXATION = [(0, 4), (60, 4), (60.3, 40), (63.5, 40), (68.5, 1), (200, 1)]
@@ -131,3 +135,82 @@ def test_real_250_hz_record_through_the_whole_chain():
     # both found: ECG subtraction switches on in stretches, a 50 Hz notch at 13.5 dB)
     assert 53 <= len(analysis.channels[0].contractions) <= 60
     assert analysis.mains.notched_hz == (50.0,)
+
+
+# Standing rest (4 uV) with a bend at 30 s, lying down at 60 s (2.5 uV), a pandiculation lying at 120 s
+# that relaxes to 1 uV (its arching is movement, but not gross), standing up at 310 s.
+MOVEMENTS = [
+    MotionInterval(29.5, 33.0, 42.0, 0.04),  # the bend
+    MotionInterval(60.0, 63.0, 45.0, 0.04),  # lying down
+    MotionInterval(120.2, 120.6, 11.0, 0.06),  # the pandiculation's arching
+    MotionInterval(310.0, 313.0, 44.0, 0.04),  # standing up
+]
+IMU_SPANS = [(0.0, 29.5, 0), (33.0, 36.0, 0), (68.0, 120.2, 1), (121.0, 310.0, 1), (318.0, 340.0, 0)]
+IMU_SESSION = synthetic_emg(
+    ramp_envelope(
+        FS,
+        [
+            *[(0, 4), (30, 4), (30.5, 25), (31.5, 0.5), (32.3, 0.5), (32.6, 30), (33.5, 4), (60, 4), (61.5, 20)],
+            *[(63, 2.5), (120, 2.5), (120.3, 40), (123.5, 40), (128.5, 1), (310, 1), (311.5, 20), (313, 4), (340, 4)],
+        ],
+        340,
+    ),
+    FS,
+    seed=8,
+)
+
+
+def run_with_imu(timeline, cuts=()):
+    analyzer = EmgAnalyzer(FS, 1.5, gate=timeline, posture=None)
+    blocks = split_blocks(emg_info(FS), IMU_SESSION, list(cuts))
+    updates = []
+    for block in blocks:
+        if timeline.settled_s != np.inf:  # an IMU lagging the EMG by up to 4 s
+            lag_s = float(np.random.default_rng(block.first_index).uniform(0, 4))
+            timeline.settled_s = max(timeline.settled_s, block.end_index / FS - lag_s)
+        updates.append(analyzer.process(block))
+    timeline.settled_s = np.inf
+    updates.append(analyzer.finish())
+    return analyzer, updates
+
+
+def test_contractions_near_gross_movement_are_artifacts_and_set_points_are_per_posture():
+    timeline = ScriptedTimeline(IMU_SPANS, MOVEMENTS)
+    analyzer, updates = run_with_imu(timeline)
+    artifacts = [a for u in updates for a in u.artifacts]
+    trials = [t for u in updates for t in u.trials if t.final]
+    assert [round(a.movement.start_s) for a in artifacts] == [30, 30, 60, 310]  # bend down and up, lying, standing
+    assert all(a.movement.gross and "gross movement" in a.reason() for a in artifacts)
+    (trial,) = trials  # the pandiculation, though it arched the back
+    assert trial.contraction.onset_s == pytest.approx(120.0, abs=0.1)
+    assert trial.verdict is Verdict.TRUE and trial.posture == "lying"
+    assert trial.pre_rest_uv == pytest.approx(2.5, rel=0.15)  # lying's set point, not standing's
+    windows = [w for u in updates for w in u.windows]
+    by_end = {round(w.end_index / FS): w for w in windows}
+    assert by_end[25].posture_id == 0 and by_end[25].set_point_uv == pytest.approx(4.0, rel=0.1)
+    assert by_end[65].posture_id == 0 and not by_end[65].usable  # not yet known to be lying: standing's still
+    assert by_end[100].posture_id == 1 and by_end[100].set_point_uv == pytest.approx(2.5, rel=0.15)
+    assert by_end[320].posture_id == 0 and by_end[320].set_point_uv == pytest.approx(4.0, rel=0.1)  # recalled
+    assert analyzer.set_points_by_posture(0)[1] == pytest.approx(1.0, rel=0.2)
+    assert analyzer.posture_label(analyzer.posture_id(0)) == "standing"
+    assert not any(w.usable for w in windows if 30 <= w.end_index / FS <= 33)  # the bend
+    json.dumps([a.to_json() for a in artifacts])
+    assert any(start <= 30.0 - MOTION_MARGIN_S + 0.6 for start, _ in timeline.queries)
+
+
+@settings(max_examples=3, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_with_an_imu_any_chunking_and_lag_gives_the_same_result(seed):
+    _, whole = run_with_imu(ScriptedTimeline(IMU_SPANS, MOVEMENTS))
+    lagging = ScriptedTimeline(IMU_SPANS, MOVEMENTS)
+    lagging.settled_s = 0.0
+    _, chunked = run_with_imu(lagging, random_cuts(IMU_SESSION.shape[1], 300, np.random.default_rng(seed)))
+    for field in ("trials", "artifacts", "windows"):
+        assert [x for u in chunked for x in getattr(u, field)] == [x for u in whole for x in getattr(u, field)]
+
+
+def test_without_an_imu_windows_have_no_posture():
+    analyzer = EmgAnalyzer(FS, 1.5)
+    update = analyzer.process(Block(emg_info(FS), IMU_SESSION[:, :20000], 0))
+    assert update.windows and all(w.posture_id == NO_POSTURE for w in update.windows)
+    assert analyzer.posture_label(NO_POSTURE) is None and update.artifacts == []

@@ -126,22 +126,26 @@ def test_postures_compare_by_the_largest_tilt_change():
         compare_postures(before, after, tolerance_deg=-1.0)
 
 
-def test_gate_accepts_quiet_windows_in_the_reference_posture(flexion):
+def test_gate_accepts_quiet_windows_in_a_posture_held_5_s_and_recalls_it(flexion):
     device, blocks = flexion
     tracker, _ = tracked(blocks)
     gate = PostureGate(tracker)
     info = StreamInfo("emg_rms1000ms", 1.0, (ChannelInfo("es_left", ChannelKind.EMG, "uV"),))
     mask = gate.mask(Block(info, np.ones((1, 88)), 1))  # windows [0, 1), [1, 2), ... [87, 88)
-    assert gate.reference is not None and gate.reference.start_s == 0.0  # the first quiet window
+    assert not mask[:5].any() and mask[5:9].all()  # standing counts once held 5 s
+    assert [(p.posture_id, p.label) for p in gate.postures] == [(0, "standing")]
+    assert gate.postures[0].reference.start_s == 0.0
     cycle = device.script.cycles[0]
-    assert mask[:9].all()  # standing before the first bend
     assert not mask[int(cycle.flexion_start_s) + 1 : int(cycle.extension_end_s)].any()  # bent, or moving
     between = int(device.script.cycles[1].standing_start_s) + 2
-    assert mask[between]  # standing again, same posture
+    assert mask[between] and gate.posture_of(between, between + 1.0) == 0  # standing again: recalled at once
     bent = cycle.flexion_end_s + 0.5
     assert tracker.is_quiet(bent, bent + 1.0) and not gate(bent, bent + 1.0)  # still, but 70 deg off
+    assert len(gate.postures) == 1  # a full flexion held 3-4 s is no posture
     with pytest.raises(ValueError, match="tolerance_deg"):
         PostureGate(tracker, tolerance_deg=float("nan"))
+    with pytest.raises(ValueError, match="hold_s"):
+        PostureGate(tracker, hold_s=-1.0)
 
 
 def _shifted(track: KeyframeTrack, start_s: float, duration_s: float, change_deg: float) -> KeyframeTrack:
@@ -211,4 +215,5 @@ def test_rms_windows_of_the_dsp_core_line_up_with_gate_windows(flexion):
     info = StreamInfo("emg", 2000.0, (ChannelInfo("es_left", ChannelKind.EMG, "uV"),))
     rms = MovingRms(2000.0, 1.0, 1.0).process(Block(info, np.ones((1, 2000 * 12)), 0))
     assert rms.first_index == 1 and rms.n_samples == 12  # window k covers [k - 1, k) s
-    assert PostureGate(tracker).mask(rms)[:9].all()
+    standing = tracker.posture_between(0.0, 5.0)
+    assert PostureGate(tracker, reference=standing).mask(rms)[:9].all()

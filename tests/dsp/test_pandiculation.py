@@ -203,6 +203,34 @@ def test_a_later_contraction_closes_the_trial():
     assert trial.verdict is Verdict.NOT_MEASURABLE and "later contraction" in trial.verdict_reason
 
 
+def test_post_rest_windows_in_another_posture_count_as_refused():
+    c = contraction()
+    tracker = PandiculationTracker([1.5])
+    tracker.start(c, np.full(30, 4.0), posture_id=1, posture="lying")
+    first = c.release_end_index + 10_000
+    out = []
+    for k in range(130):  # still and rest, but sitting (posture 2) from 10 s on
+        start = c.release_end_index + 1000 * k
+        out += tracker.add_window(RestWindow(0, start, start + 1000, 1.0, True, True, 1.0, 2 if start >= first else 1))
+    trial = out[-1]
+    assert trial.verdict is Verdict.REJECTED and "gate" in trial.verdict_reason
+    assert trial.posture == "lying" and trial.to_json()["posture"] == "lying"
+
+
+def test_a_movement_closes_the_open_trials_without_a_trial_of_its_own():
+    c = contraction()
+    tracker = PandiculationTracker([1.5])
+    tracker.start(c, np.full(30, 4.0))
+    out = []
+    for w in windows_after(c, [1.0] * 45):
+        out += tracker.add_window(w)
+    movement = contraction(onset_index=c.release_end_index + 50_000, offset_index=c.release_end_index + 53_000)
+    out += tracker.skip(movement)
+    assert [t.final for t in out] == [False, True]
+    assert out[-1].verdict is Verdict.NOT_MEASURABLE and "a movement at 67.0 s" in out[-1].verdict_reason
+    assert tracker.finish() == []
+
+
 def test_bad_criteria_are_refused():
     with pytest.raises(ValueError, match="post_rest_s"):
         TrialCriteria(post_rest_s=(40.0, 10.0))

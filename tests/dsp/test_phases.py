@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from biofeed.blocks import Block
 from biofeed.dsp.filters import BandPassFilter
 from biofeed.dsp.phases import Phase, PhaseDetector, PhaseSettings, count_rebursts
-from tests.dsp.synthetic_emg import emg_info, ramp_envelope, split_blocks, synthetic_emg
+from tests.dsp.scripted_postures import ScriptedTimeline
+from tests.dsp.synthetic_emg import emg_info, ramp_envelope, random_cuts, split_blocks, synthetic_emg
 
 REAL = Path("/work/shared/data/real")
 
@@ -196,3 +197,80 @@ def test_real_bitalino_bursts_are_found():
     onsets = [c.onset_s for c in found]
     assert any(14 < t < 16 for t in onsets) and any(22 < t < 27 for t in onsets)
     assert len(found) <= 8
+
+
+# A standing rest (4 uV), a bend whose full flexion is electrically silent for 9 s, lying down (2 uV),
+# standing up again: the IMU's postures (0 standing, 1 lying; none while moving or bent) and the sEMG.
+POSTURE_FS = 1000.0
+POSTURE_SPANS = [(0.0, 20.0, 0), (32.0, 40.0, 0), (44.0, 70.0, 1), (72.0, 90.0, 0)]
+POSTURE_SIGNAL = band_passed(
+    synthetic_emg(
+        ramp_envelope(
+            POSTURE_FS,
+            [
+                *[(0, 4), (20, 4), (20.5, 30), (21.5, 0.5), (30.5, 0.5), (31, 40), (32, 4), (40, 4), (42, 20)],
+                *[(44, 2), (70, 2), (71, 20), (72, 4), (90, 4)],
+            ],
+            90,
+        ),
+        POSTURE_FS,
+        seed=3,
+    ),
+    POSTURE_FS,
+)
+
+
+def onsets_s(events):
+    return [e.time_s for e in events if e.phase is Phase.CONTRACTION]
+
+
+def test_rest_statistics_are_kept_per_posture_and_never_learnt_while_moving():
+    detector = PhaseDetector(POSTURE_FS, postures=ScriptedTimeline(POSTURE_SPANS))
+    events = detector.process(POSTURE_SIGNAL) + detector.advance(final=True)
+    # Only the movements' bursts; standing after the silent bend and after lying is rest.
+    assert all(20 < t < 21 or 30 < t < 32 or 40 < t < 42 or 70 < t < 71 for t in onsets_s(events))
+    assert len(onsets_s(events)) == 4
+    calibrating = [e.time_s for e in events if e.phase is Phase.CALIBRATING]
+    assert calibrating == [pytest.approx(44.0, abs=0.05)]  # lying is new: a fresh calibration ...
+    rest = [e.time_s for e in events if e.phase is Phase.REST]
+    assert any(t == pytest.approx(49.0, abs=0.05) for t in rest)  # ... of calibration_s
+    assert events[-1].phase is Phase.REST and events[-1].time_s < 72.5  # standing again ends the burst
+    assert detector.posture(0) == 0  # standing recalled ...
+    mean, _ = detector.rest_statistics_uv(0)
+    assert mean == pytest.approx(np.hypot(4.0, 1.5), rel=0.1)  # ... with its own statistics
+
+    blind = PhaseDetector(POSTURE_FS)  # no IMU: the silence becomes the rest, standing a contraction
+    blind_events = blind.process(POSTURE_SIGNAL)
+    assert len(onsets_s(blind_events)) > 10 and blind.rest_statistics_uv(0)[0] < 2.0
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_hops_wait_for_the_timeline_so_any_interleaving_gives_the_same_events(seed):
+    rng = np.random.default_rng(seed)
+    whole_detector = PhaseDetector(POSTURE_FS, postures=ScriptedTimeline(POSTURE_SPANS))
+    whole = whole_detector.process(POSTURE_SIGNAL) + whole_detector.advance(final=True)
+    timeline = ScriptedTimeline(POSTURE_SPANS)
+    detector = PhaseDetector(POSTURE_FS, postures=timeline)
+    events = []
+    n = POSTURE_SIGNAL.n_samples
+    timeline.settled_s = 0.0
+    for block in split_blocks(POSTURE_SIGNAL.info, POSTURE_SIGNAL.data, random_cuts(n, 40, rng)):
+        # The IMU lags the EMG by up to 4.5 s, or is ahead of it.
+        imu_s = block.end_index / POSTURE_FS + float(rng.uniform(-4.5, 1.0))
+        timeline.settled_s = max(timeline.settled_s, imu_s)
+        fresh = detector.process(block)
+        assert all(e.sample_index <= timeline.settled_s * POSTURE_FS for e in fresh)
+        events += fresh
+    timeline.settled_s = n / POSTURE_FS
+    events += detector.advance() + detector.advance(final=True)
+    assert events == whole
+
+
+def test_an_imu_that_stops_holds_the_hops_no_longer_than_the_wait_limit():
+    timeline = ScriptedTimeline(POSTURE_SPANS)
+    timeline.settled_s = 1.0  # the IMU stopped after 1 s
+    detector = PhaseDetector(POSTURE_FS, postures=timeline)
+    events = detector.process(Block(POSTURE_SIGNAL.info, POSTURE_SIGNAL.data[:, :20000], 0))
+    assert detector.settled_index(0) == pytest.approx(15000, abs=150)  # 5 s behind the EMG (less the lookback)
+    assert events == []  # still calibrating: nothing was known still after 1 s

@@ -51,6 +51,21 @@ def test_callable_gate_sees_each_window_span_in_seconds():
     assert tension.windows_uv(0).size == 2
 
 
+def test_set_points_are_kept_per_posture_and_recalled():
+    tension = RestingTension(0.0, n_windows=10, min_windows=3)
+    for value in (4.0, 4.2, 3.8):
+        tension.add_window(0, value, posture_id=0)  # standing
+    for value in (2.0, 2.2):
+        tension.add_window(0, value, posture_id=1)  # lying: too few yet
+    assert tension.current_posture(0) == 1 and math.isnan(tension.set_point_uv(0))
+    assert tension.set_point_uv(0, posture_id=0) == pytest.approx(4.0)
+    tension.add_window(0, 2.1, posture_id=1)
+    assert tension.set_point_uv(0) == pytest.approx(2.1) and tension.windows_uv(0).tolist() == [2.0, 2.2, 2.1]
+    tension.add_window(0, 4.4, posture_id=0)  # standing again: its windows come back
+    assert tension.set_point_uv(0) == pytest.approx(4.1) and tension.postures(0) == [0, 1]
+    assert tension.postures(1) == [] and tension.current_posture(1) == -1
+
+
 def test_25th_percentile_statistic():
     tension = RestingTension(0.0, n_windows=4, min_windows=4, statistic="p25")
     tension.process(windows([[1.0, 2.0, 3.0, 4.0], [4.0, 4.0, 4.0, 4.0]]))

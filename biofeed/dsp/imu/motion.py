@@ -9,9 +9,11 @@ quiet when every tile of every stream in it is (a missing tile, from a gap, is n
 
 Movement intervals are the runs of tiles in which any stream is not quiet, merged across quiet
 breaks shorter than ``merge_s``; they are reported once closed. Consumers decide what matters: the
-set-point gate refuses any of them (:mod:`biofeed.dsp.imu.gate`); a verdict may reject a trial only
-for *gross* movement (:attr:`MotionInterval.gross`), since a lumbar contraction itself arches the back
-at about 10 deg/s.
+set-point gate refuses any of them (:mod:`biofeed.dsp.imu.gate`); only *gross* movement
+(:attr:`MotionInterval.gross`) near a contraction makes it a movement artifact rather than a trial,
+since a lumbar contraction itself arches the back at about 10 deg/s. :meth:`MotionTracker.tile_up`
+gives the gate each still tile's tilt, :meth:`MotionTracker.movement_between` the movement inside
+a span (for a contraction, without waiting for the interval to close).
 """
 
 from __future__ import annotations
@@ -259,6 +261,59 @@ class MotionTracker:
                 return None
             up[name] = total
         return Posture.from_up_vectors(up, start_s, end_s)
+
+    @property
+    def first_tile(self) -> int | None:
+        """Index of the earliest tile held (any stream); None before any data."""
+        starts = [min(t.final) for t in self._tiles.values() if t.final]
+        return min(starts) if starts else None
+
+    @property
+    def settled_tiles(self) -> int:
+        """Tiles below this index are final in every stream (``settled_s`` in tiles)."""
+        return min(t.final_until for t in self._tiles.values())
+
+    def tile_up(self, tile_index: int) -> dict[str, _Array] | None:
+        """Direction of "up" per stream over one settled tile, when every stream was quiet in it.
+
+        Parameters
+        ----------
+        tile_index : int
+            Tile on the absolute grid (tile ``k`` covers samples ``[k h, (k + 1) h)``).
+
+        Returns
+        -------
+        dict of str to ndarray of shape (3,), or None
+            Not normalised. None when a stream moved in the tile or has no data there.
+        """
+        up: dict[str, _Array] = {}
+        for name, tiles in self._tiles.items():
+            record = tiles.final.get(tile_index)
+            if record is None or not self._quiet(record):
+                return None
+            up[name] = record[_UP]
+        return up
+
+    def movement_between(self, start_s: float, end_s: float) -> MotionInterval | None:
+        """The movement inside device time [start_s, end_s), or None when every tile held in it is quiet.
+
+        Only the span's own tiles count: the interval runs from its first to its last non-quiet tile
+        (the first and last of any stream) with their peaks. Missing tiles (not settled, a gap, older
+        than ``history_s``) are unknown, not movement.
+        """
+        first, last = self._tile_span(start_s, end_s)
+        found: list[float] | None = None
+        for tiles in self._tiles.values():
+            for index in range(first, last + 1):
+                record = tiles.final.get(index)
+                if record is None or self._quiet(record):
+                    continue
+                rate, linear = float(record[_RATE]), float(record[_LINEAR])
+                if found is None:
+                    found = [index, index, rate, linear]
+                else:
+                    found = [min(found[0], index), max(found[1], index), max(found[2], rate), max(found[3], linear)]
+        return self._interval(found) if found is not None else None
 
     def _quiet(self, record: _Array) -> bool:
         c = self.criteria
