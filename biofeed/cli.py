@@ -7,9 +7,11 @@ non-zero exit code; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
+import select
 import sys
 import threading
 from collections.abc import Sequence
@@ -107,11 +109,23 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--channels", nargs="+", default=None, metavar="NAME", help="only these channels")
     analyze.set_defaults(handler=_analyze)
 
-    demo = sub.add_parser("demo", help="the simulator through a pseudo-terminal into a recording")
+    live = sub.add_parser("live", help="the live biofeedback window for any device")
+    live.add_argument("--device", required=True, metavar="URL", help=_DEVICE_HELP)
+    live.add_argument("--record", type=Path, default=None, metavar="DIR", help="record from the start into DIR")
+    live.add_argument("--client", default=None, metavar="NAME", help="client pseudonym stored with recordings")
+    live.add_argument("--headless", action="store_true", help="the terminal status instead of the window")
+    live.add_argument("--screenshot", type=Path, default=None, metavar="FILE", help="render the window to a PNG")
+    live.add_argument("--duration", type=_positive, default=None, metavar="S", help="device seconds")
+    live.add_argument("--window", type=_positive, default=10.0, metavar="S", help="seconds shown (default 10)")
+    live.add_argument("--lsl", action="store_true", help="publish streams and events on Lab Streaming Layer")
+    live.set_defaults(handler=_live)
+
+    demo = sub.add_parser("demo", help="the live window on the simulated board, through a pseudo-terminal")
     demo.add_argument("--scenario", default="pandiculation", help=_SCENARIO_HELP)
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--duration", type=_positive, default=60.0, metavar="S", help="device seconds (default 60)")
+    demo.add_argument("--duration", type=_positive, default=None, metavar="S", help="device seconds (default: all)")
     demo.add_argument("--out", type=Path, default=None, metavar="DIR", help="default: a new folder in BIOFEED_HOME")
+    demo.add_argument("--headless", action="store_true", help="the terminal status instead of the window")
     demo.set_defaults(handler=_demo)
     # --- practitioner sessions (biofeed/sessions, docs/sessions.md) ---
     rec.add_argument("--protocol", default=None, metavar="NAME", help="with --client: the exercise protocol followed")
@@ -417,26 +431,67 @@ def _analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _wait_for_request(master_fd: int, stop: threading.Event) -> bool:
+    """Wait until a client writes a whole frame to the pty; False when stopped first."""
+    received = b""
+    while not stop.is_set():
+        readable, _, _ = select.select([master_fd], [], [], 0.1)
+        if not readable:
+            continue
+        try:
+            received += os.read(master_fd, 256)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            stop.wait(0.05)  # Linux: EIO until a client opens the terminal
+            continue
+        if b"\x00" in received.lstrip(b"\x00"):
+            return True
+    return False
+
+
+def _live(args: argparse.Namespace) -> int:
+    from biofeed.live.app import run_live
+
+    return run_live(
+        args.device,
+        record_dir=args.record,
+        client=args.client,
+        headless=args.headless,
+        screenshot=args.screenshot,
+        duration_s=args.duration,
+        window_s=args.window,
+        lsl=args.lsl,
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
+    """The simulated board on a real pseudo-terminal, read by the serial source, shown live and recorded."""
     from biofeed.home import new_recording_path
+    from biofeed.live.app import run_live
     from biofeed.sim.device import SimulatedDevice
     from biofeed.sim.outputs import open_pty, stream_to_fd
-    from biofeed.sources.serial import SerialSource
 
-    device = SimulatedDevice(args.scenario, seed=args.seed, duration_s=args.duration + 5.0)
+    device = SimulatedDevice(args.scenario, seed=args.seed, duration_s=args.duration)
+    duration_s = device.duration_s
     master_fd, slave_path = open_pty()
     stop = threading.Event()
-    feeder = threading.Thread(
-        target=stream_to_fd, args=(device, master_fd), kwargs={"realtime": True, "wait": stop.wait}, daemon=True
-    )
+
+    def feed() -> None:
+        # Stream only once the serial source has opened the port (it asks for INFO on opening):
+        # pyserial flushes what arrived before, and the recording would miss the start.
+        if _wait_for_request(master_fd, stop):
+            stream_to_fd(device, master_fd, realtime=True, wait=stop.wait)
+
+    feeder = threading.Thread(target=feed, daemon=True)
     out = args.out or new_recording_path("demo")
-    print(f"demo: simulated '{args.scenario}' board on {slave_path}, recording {args.duration:g} s to {out}")
-    print("demo: the live window arrives with the live-view issue; this shows the terminal status (Ctrl-C ends)")
+    print(f"demo: simulated '{args.scenario}' board on {slave_path} ({duration_s:g} s), recording to {out}")
     _load_acquisition_modules()
-    source = SerialSource(slave_path)
     feeder.start()
     try:
-        return _acquire(source, f"serial://{slave_path}", out, args.duration, None)
+        return run_live(f"serial://{slave_path}", record_dir=out, headless=args.headless, duration_s=duration_s)
     finally:
         stop.set()
         feeder.join(timeout=2.0)

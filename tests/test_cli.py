@@ -211,3 +211,12 @@ def test_scan_lists_ports_or_says_there_are_none(capsys):
     assert main(["scan", "--ble-timeout", "0"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert (lines and all(line.startswith("serial://") for line in lines)) or lines == ["no serial ports found"]
+
+
+def test_live_renders_a_screenshot_through_the_command(tmp_path, capsys):
+    png = tmp_path / "live.png"
+    args = ["live", "--device", "sim://pandiculation?speed=0", "--duration", "15", "--screenshot", str(png)]
+    assert main(args) == 0
+    assert png.stat().st_size > 10_000
+    assert main(["live", "--device", "sim://rest?speed=0", "--screenshot", str(png)]) == 2
+    assert "--duration" in capsys.readouterr().err

@@ -1,0 +1,206 @@
+"""Trunk and lumbar angles for the live view, computed in the acquisition's worker thread.
+
+:class:`TrunkAngleSink` sits among the acquisition's sinks, in front of the ring buffer: it runs each
+IMU stream through :class:`~biofeed.dsp.imu.bias.GyroBiasTracker` and
+:class:`~biofeed.dsp.imu.fusion.OrientationFusion`, calibrates on the first still stretch of
+:data:`~biofeed.dsp.imu.trunk_motion.CALIBRATION_MIN_S` (every sample of every IMU quasi-static:
+|gyro| < 5 deg/s and |acc - gravity| < 0.05 g, SCIENCE.md 4), then writes the
+:class:`~biofeed.dsp.imu.angles.TrunkAngles` blocks (stream ``trunk_angles``) to its target. This is
+the rule :func:`~biofeed.dsp.imu.trunk_motion.track_trunk` applies offline, without its look-ahead:
+angles are 0 in the posture held at calibration (upright standing when a session starts that way;
+lying, when it starts lying), and the flexion axis is each sensor's y axis (no functional
+calibration live). Nothing here runs in the GUI thread.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from biofeed.blocks import AnalysisEvent, Block, DeviceInfo, DeviceStatus, LinkEvent, Marker, StreamInfo
+from biofeed.dsp.imu.angles import TrunkAngles
+from biofeed.dsp.imu.bias import GyroBiasTracker
+from biofeed.dsp.imu.calibration import UprightCalibration, calibrate_upright
+from biofeed.dsp.imu.channels import imu_rows
+from biofeed.dsp.imu.fusion import ANGULAR_RATE_ROW, LINEAR_ACCELERATION_ROW, QUATERNION_ROWS, OrientationFusion
+from biofeed.dsp.imu.motion import QuasiStaticCriteria
+from biofeed.dsp.imu.trunk_motion import CALIBRATION_MIN_S, SACRAL_STREAM, THORACIC_STREAM
+
+__all__ = ["BlockTarget", "TrunkAngleSink", "pick_imu_streams"]
+
+log = logging.getLogger(__name__)
+
+_Array = npt.NDArray[np.float64]
+Item = Block | DeviceInfo | Marker | DeviceStatus | LinkEvent | AnalysisEvent
+
+
+class BlockTarget(Protocol):
+    """Where the angle blocks go (the ring buffer)."""
+
+    def write(self, item: Block) -> None:
+        """Take one block."""
+        ...
+
+
+def pick_imu_streams(streams: tuple[StreamInfo, ...]) -> tuple[StreamInfo, ...]:
+    """The thoracic and (when worn) sacral IMU streams of a device, in that order.
+
+    Streams named ``imu_thoracic`` / ``imu_sacral`` (or whose channels' site says thoracic /
+    sacral) take those roles; otherwise the first two IMU streams at the first IMU rate do.
+    """
+    imus = []
+    for stream in streams:
+        try:
+            imu_rows(stream)
+        except ValueError:
+            continue
+        imus.append(stream)
+    if not imus:
+        return ()
+    imus = [s for s in imus if s.sample_rate_hz == imus[0].sample_rate_hz]
+
+    def role(stream: StreamInfo, word: str, name: str) -> bool:
+        return stream.name == name or any(word in c.site.lower() for c in stream.channels)
+
+    thoracic = next((s for s in imus if role(s, "thoracic", THORACIC_STREAM)), imus[0])
+    others = [s for s in imus if s is not thoracic]
+    sacral = next((s for s in others if role(s, "sacral", SACRAL_STREAM)), others[0] if others else None)
+    return (thoracic,) if sacral is None else (thoracic, sacral)
+
+
+@dataclass
+class _Chain:
+    """One IMU's bias tracker and fusion, and its current quiet run (for the calibration)."""
+
+    bias: GyroBiasTracker
+    fusion: OrientationFusion
+    run_acc: list[_Array] = field(default_factory=list)  # (3, n) pieces
+    run_quaternions: list[_Array] = field(default_factory=list)  # (n, 4) pieces
+    run_length: int = 0
+    run_end_index: int | None = None
+
+
+class TrunkAngleSink:
+    """Computes trunk angles from the IMU streams and writes them to ``target`` (a sink).
+
+    Parameters
+    ----------
+    target : BlockTarget
+        Receives the ``trunk_angles`` blocks (rows :data:`~biofeed.dsp.imu.angles.LUMBAR_CHANNELS`
+        with two IMUs, :data:`~biofeed.dsp.imu.angles.SINGLE_SENSOR_CHANNELS` with one).
+    calibration_s : float
+        Still seconds needed to calibrate.
+    quasi_static : QuasiStaticCriteria, optional
+        Limits of "still".
+
+    Attributes
+    ----------
+    calibration : UprightCalibration or None
+        None until the first still stretch.
+    """
+
+    def __init__(
+        self,
+        target: BlockTarget,
+        *,
+        calibration_s: float = CALIBRATION_MIN_S,
+        quasi_static: QuasiStaticCriteria | None = None,
+    ) -> None:
+        if not calibration_s > 0:
+            raise ValueError(f"calibration_s must be positive, got {calibration_s}")
+        self.target = target
+        self.calibration_s = calibration_s
+        self.quasi_static = quasi_static or QuasiStaticCriteria()
+        self.calibration: UprightCalibration | None = None
+        self._chains: dict[str, _Chain] = {}
+        self._order: tuple[str, ...] = ()
+        self._angles: TrunkAngles | None = None
+        self._rate_hz = 0.0
+
+    def write(self, item: Item) -> None:
+        """Take one acquisition item; IMU blocks may give an angle block to the target."""
+        if isinstance(item, DeviceInfo):
+            self._on_device(item)
+        elif isinstance(item, Block) and item.info.name in self._chains and item.n_samples:
+            self._on_imu(item)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def _on_device(self, device: DeviceInfo) -> None:
+        streams = pick_imu_streams(device.streams)
+        order = tuple(s.name for s in streams)
+        if order == self._order:
+            return
+        self._order = order
+        self._rate_hz = streams[0].sample_rate_hz if streams else 0.0
+        self._chains = {
+            name: _Chain(GyroBiasTracker(self._rate_hz), OrientationFusion(self._rate_hz)) for name in order
+        }
+        self.calibration = None
+        self._angles = None
+
+    def _on_imu(self, block: Block) -> None:
+        chain = self._chains[block.info.name]
+        corrected = chain.bias.process(block)
+        orientation = chain.fusion.process(corrected)
+        if self._angles is not None:
+            angles = self._angles.process(orientation)
+            if angles.n_samples:
+                self.target.write(angles)
+            return
+        acc, _ = imu_rows(block.info).split(corrected.data)
+        self._extend_quiet_run(chain, block, acc, orientation.data)
+        needed = round(self.calibration_s * self._rate_hz)
+        if all(c.run_length >= needed for c in self._chains.values()):
+            self._calibrate(needed)
+
+    def _extend_quiet_run(self, chain: _Chain, block: Block, acc: _Array, orientation: _Array) -> None:
+        criteria = self.quasi_static
+        quiet = (orientation[ANGULAR_RATE_ROW] < criteria.max_angular_rate_dps) & (
+            orientation[LINEAR_ACCELERATION_ROW] < criteria.max_linear_acceleration_g
+        )
+        if block.gap_before or chain.run_end_index != block.first_index:
+            chain.run_acc, chain.run_quaternions, chain.run_length = [], [], 0
+        moving = np.flatnonzero(~quiet)
+        start = int(moving[-1]) + 1 if moving.size else 0
+        if moving.size:
+            chain.run_acc, chain.run_quaternions, chain.run_length = [], [], 0
+        chain.run_acc.append(acc[:, start:])
+        chain.run_quaternions.append(orientation[QUATERNION_ROWS, start:].T)
+        chain.run_length += block.n_samples - start
+        chain.run_end_index = block.end_index
+        needed = round(self.calibration_s * self._rate_hz)
+        if chain.run_length > 2 * needed:  # bounded while the other sensor still moves
+            chain.run_acc = [np.concatenate(chain.run_acc, axis=1)[:, -needed:]]
+            chain.run_quaternions = [np.concatenate(chain.run_quaternions)[-needed:]]
+            chain.run_length = needed
+
+    def _calibrate(self, n_samples: int) -> None:
+        spans = [
+            (np.concatenate(c.run_acc, axis=1)[:, -n_samples:], np.concatenate(c.run_quaternions)[-n_samples:])
+            for c in (self._chains[name] for name in self._order)
+        ]
+        end_index = self._chains[self._order[0]].run_end_index or 0
+        end_s = end_index / self._rate_hz
+        try:
+            self.calibration = calibrate_upright(
+                spans[0][0],
+                spans[0][1],
+                spans[1][0] if len(spans) == 2 else None,
+                spans[1][1] if len(spans) == 2 else None,
+                start_s=end_s - n_samples / self._rate_hz,
+                end_s=end_s,
+            )
+        except ValueError as exc:  # a sensor taped along the wrong axis: try again on the next still span
+            log.warning("trunk angles: calibration failed (%s)", exc)
+            for chain in self._chains.values():
+                chain.run_acc, chain.run_quaternions, chain.run_length = [], [], 0
+            return
+        self._angles = TrunkAngles(self.calibration, *(f"{name}_orientation" for name in self._order))
+        for chain in self._chains.values():
+            chain.run_acc, chain.run_quaternions = [], []
