@@ -54,8 +54,9 @@ __all__ = [
     "load_board_profile",
 ]
 
-BOARDS_FOLDER = Path(__file__).resolve().parent.parent / "calibration" / "boards"
-"""The profiles shipped with biofeed (a source checkout or an editable install)."""
+BOARDS_FOLDER = Path(__file__).resolve().parent / "calibration" / "boards"
+"""The profiles shipped with biofeed: in a checkout ``biofeed/calibration`` links to the top-level
+``calibration/`` folder, and a wheel carries the files themselves (package data)."""
 
 RELAXED_REST_UV = 1.0
 """SCIENCE.md 2: resting lumbar EMG is about 1 uV in relaxed standing (0.2 uV lying)."""

@@ -112,7 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     live = sub.add_parser("live", help="the live biofeedback window for any device")
     live.add_argument("--device", required=True, metavar="URL", help=_DEVICE_HELP)
     live.add_argument("--record", type=Path, default=None, metavar="DIR", help="record from the start into DIR")
-    live.add_argument("--client", default=None, metavar="NAME", help="client pseudonym stored with recordings")
+    live.add_argument(
+        "--client", default=None, metavar="NAME", help="apply the client's calibration; file recordings as sessions"
+    )
+    live.add_argument(
+        "--protocol", default=None, metavar="NAME", help="show the cues of calibration/protocols/NAME.toml"
+    )
     live.add_argument("--headless", action="store_true", help="the terminal status instead of the window")
     live.add_argument("--screenshot", type=Path, default=None, metavar="FILE", help="render the window to a PNG")
     live.add_argument("--duration", type=_positive, default=None, metavar="S", help="device seconds")
@@ -173,7 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = sub.add_parser("calibrate", help="guided calibration of a client on a device")
     calibrate.add_argument("--device", required=True, metavar="URL", help=_DEVICE_HELP)
     calibrate.add_argument("--client", required=True, metavar="NAME")
-    calibrate.add_argument("--headless", action="store_true", help="in the terminal: each step follows the last")
+    calibrate.add_argument(
+        "--headless",
+        action="store_true",
+        help="in the terminal, each step after the last (default: the live window with Confirm/Retry/Skip)",
+    )
     calibrate.add_argument("--protocol", default="calibration", metavar="NAME", help="calibration/protocols/NAME.toml")
     calibrate.add_argument("--out", type=Path, default=None, metavar="DIR", help="default: a folder in BIOFEED_HOME")
     calibrate.set_defaults(handler=_calibrate)
@@ -272,11 +281,6 @@ def _record(args: argparse.Namespace) -> int:
     from biofeed.sources import open_source
 
     specs = parse_device_specs(args.device)
-    if len(specs) > 1 and args.client is not None:
-        raise ValueError(
-            "--client files one device's recording; record several devices without it and file each device "
-            "folder with `biofeed sessions add`"
-        )
     _load_acquisition_modules()  # before the port opens: a port nobody reads overflows
     pipeline_kwargs: dict[str, Any] = {}
     if args.client is not None:
@@ -284,11 +288,17 @@ def _record(args: argparse.Namespace) -> int:
 
         pipeline_kwargs = record_pipeline_kwargs(args.client)  # also refuses an unknown client before recording
     if len(specs) > 1:
-        return _record_devices(specs, args, pipeline_kwargs)
-    source = open_source(specs[0].url)
-    code = _acquire(
-        source, specs[0].url, args.out, args.duration, args.client, lsl=args.lsl, pipeline_kwargs=pipeline_kwargs
-    )
+        code = _record_devices(specs, args, pipeline_kwargs)
+    else:
+        code = _acquire(
+            open_source(specs[0].url),
+            specs[0].url,
+            args.out,
+            args.duration,
+            args.client,
+            lsl=args.lsl,
+            pipeline_kwargs=pipeline_kwargs,
+        )
     if args.client is not None and args.out.is_dir():
         from biofeed.sessions.commands import file_recorded_session
 
@@ -419,7 +429,13 @@ def _info(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from biofeed.record.export import run_export
 
-    print(f"export: {run_export(args.path, args.to, args.out, args.anonymize)}")
+    identity = None
+    if args.anonymize:  # the catalogue knows the name and birth date that recording.json leaves out
+        from biofeed.record.reader import open_recording
+        from biofeed.sessions.catalogue import export_identity
+
+        identity = export_identity(open_recording(args.path).meta)
+    print(f"export: {run_export(args.path, args.to, args.out, args.anonymize, identity=identity)}")
     return EXIT_OK
 
 
@@ -464,6 +480,7 @@ def _live(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         window_s=args.window,
         lsl=args.lsl,
+        protocol=args.protocol,
     )
 
 

@@ -11,13 +11,47 @@ from __future__ import annotations
 
 import queue
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from biofeed.blocks import DeviceInfo
 from biofeed.boards import describe_device_boards, find_board_profile
-from biofeed.sessions.calibrate import CalibrationResult, CalibrationRun, CalibrationUpdate
+from biofeed.sessions.calibrate import (
+    CalibrationResult,
+    CalibrationRun,
+    CalibrationStep,
+    CalibrationUpdate,
+    StepResult,
+    StepStatus,
+)
 
-__all__ = ["CalibrationSink"]
+__all__ = ["CalibrationProgress", "CalibrationSink"]
+
+
+@dataclass(frozen=True)
+class CalibrationProgress:
+    """Where a calibration is, at one moment (what a window draws).
+
+    Attributes
+    ----------
+    step_index : int or None
+        The current step; None once every step has ended.
+    step : CalibrationStep or None
+        Its definition.
+    status : StepStatus or None
+        ``waiting`` (for :meth:`CalibrationSink.confirm`) or ``measuring``; None when finished.
+    elapsed_s, remaining_s : float
+        Device seconds the step has measured and has left.
+    results : tuple of StepResult
+        The steps ended so far.
+    """
+
+    step_index: int | None
+    step: CalibrationStep | None
+    status: StepStatus | None
+    elapsed_s: float
+    remaining_s: float
+    results: tuple[StepResult, ...]
 
 
 class CalibrationSink:
@@ -75,6 +109,14 @@ class CalibrationSink:
     def skip(self, reason: str = "skipped by the user") -> None:
         """Skip the current step (any thread)."""
         self._control(lambda: self.run.skip(reason))
+
+    def progress(self) -> CalibrationProgress:
+        """A consistent snapshot of the run (any thread)."""
+        with self._lock:
+            run = self.run
+            index = run.step_index
+            step = run.protocol.steps[index] if index is not None else None
+            return CalibrationProgress(index, step, run.status, run.elapsed_s(), run.remaining_s(), run.results)
 
     def finish(self) -> CalibrationResult:
         """End of data: judge the step measuring, fail the rest; return the result."""

@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from biofeed.errors import CatalogueError
 from biofeed.home import biofeed_home
 from biofeed.record.meta import utc_now_iso
 from biofeed.record.writer import json_safe
+
+if TYPE_CHECKING:
+    from biofeed.record.export.identity import ClientIdentity
 
 __all__ = [
     "CATALOGUE_FILE",
@@ -42,6 +45,7 @@ __all__ = [
     "SessionRecord",
     "TrialRecord",
     "default_catalogue_path",
+    "export_identity",
     "migrate",
 ]
 
@@ -50,6 +54,7 @@ _FOLDER_MODE = 0o700
 _FILE_MODE = 0o600
 _PSEUDONYM = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _VERDICTS = "'true', 'transient', 'none', 'not_measurable', 'rejected'"
+_RECORDING_COLUMNS = "id, session_id, path, created, device_id, duration_s, device_label, calibration_id"
 
 _SCHEMA_V1 = f"""
 CREATE TABLE clients (
@@ -130,7 +135,14 @@ CREATE INDEX trials_by_session ON trials (session_id);
 CREATE INDEX verdicts_by_trial ON verdicts (trial_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1,)
+# A recording of several devices is one session with one recording per device folder; each keeps
+# its device's label and the calibration applied to it (devices on different boards differ).
+_SCHEMA_V2 = """
+ALTER TABLE recordings ADD COLUMN device_label TEXT;
+ALTER TABLE recordings ADD COLUMN calibration_id INTEGER REFERENCES calibrations(id) ON DELETE SET NULL;
+"""
+
+MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
 """``MIGRATIONS[k]`` brings a catalogue from schema version k to k + 1 (0: an empty file)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -138,6 +150,45 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def default_catalogue_path() -> Path:
     """``<BIOFEED_HOME>/catalogue.sqlite``."""
     return biofeed_home() / CATALOGUE_FILE
+
+
+def export_identity(meta: Mapping[str, Any], path: Path | str | None = None) -> ClientIdentity:
+    """Who a recording is about, for an anonymized export: its ``recording.json``, completed by the catalogue.
+
+    A recording names its client by pseudonym only; the catalogue may hold the client's name and
+    birth date, which a practitioner's note in the recording can mention. An anonymized export
+    redacts them too (:meth:`~biofeed.record.export.identity.ClientIdentity.redact`).
+
+    Parameters
+    ----------
+    meta : mapping
+        The recording's ``recording.json``.
+    path : Path or str, optional
+        The catalogue; :func:`default_catalogue_path` when None. None is created when there is none.
+
+    Returns
+    -------
+    ClientIdentity
+        The catalogue's name and birth date where it has them, the recording's otherwise.
+
+    Raises
+    ------
+    CatalogueError
+        When the catalogue exists but cannot be read.
+    """
+    from biofeed.record.export.identity import ClientIdentity  # the exporters: only when exporting
+
+    own = ClientIdentity.from_meta(meta)
+    file = Path(path) if path is not None else default_catalogue_path()
+    if own.pseudonym is None or not file.is_file():
+        return own
+    with Catalogue(file) as catalogue:
+        row = catalogue._db.execute("SELECT * FROM clients WHERE pseudonym = ?", (own.pseudonym,)).fetchone()
+    if row is None:
+        return own
+    client = _client(row)
+    birth_date = date.fromisoformat(client.birth_date) if client.birth_date else own.birth_date
+    return ClientIdentity(own.pseudonym, client.name or own.name, birth_date, own.sex)
 
 
 def migrate(db: sqlite3.Connection, path: Path, migrations: Sequence[str] = MIGRATIONS) -> int:
@@ -269,9 +320,13 @@ class RecordingRecord:
     ----------
     id, session_id : int
     path : str
-        The recording folder (absolute).
+        The recording folder (absolute): a device's folder for a recording of several devices.
     created, device_id : str or None
     duration_s : float or None
+    device_label : str or None
+        The device's label in a recording of several devices (``left``); None for one device.
+    calibration_id : int or None
+        The calibration applied to this recording's analysis.
     """
 
     id: int
@@ -280,6 +335,8 @@ class RecordingRecord:
     created: str | None
     device_id: str | None
     duration_s: float | None
+    device_label: str | None = None
+    calibration_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -551,8 +608,13 @@ class Catalogue:
         created: str | None = None,
         device_id: str | None = None,
         duration_s: float | None = None,
+        device_label: str | None = None,
+        calibration_id: int | None = None,
     ) -> RecordingRecord:
         """File a recording folder under a session, with its session analysis.
+
+        A recording of several devices is filed as one recording per device folder, each with its
+        ``device_label`` (:mod:`biofeed.sessions.filing`).
 
         Raises
         ------
@@ -563,25 +625,31 @@ class Catalogue:
         try:
             with self.transaction():
                 cursor = self._db.execute(
-                    "INSERT INTO recordings (session_id, path, created, device_id, duration_s, analysis_json)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (session.id, folder, created, device_id, duration_s, _dumps(analysis)),
+                    "INSERT INTO recordings (session_id, path, created, device_id, duration_s, analysis_json,"
+                    " device_label, calibration_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        session.id,
+                        folder,
+                        created,
+                        device_id,
+                        duration_s,
+                        _dumps(analysis),
+                        device_label,
+                        calibration_id,
+                    ),
                 )
         except sqlite3.IntegrityError:
             raise CatalogueError(self.path, f"recording {folder} is filed already") from None
         return self._recording(int(cursor.lastrowid or 0))
 
     def _recording(self, recording_id: int) -> RecordingRecord:
-        row = self._db.execute(
-            "SELECT id, session_id, path, created, device_id, duration_s FROM recordings WHERE id = ?", (recording_id,)
-        ).fetchone()
+        row = self._db.execute(f"SELECT {_RECORDING_COLUMNS} FROM recordings WHERE id = ?", (recording_id,)).fetchone()
         return _recording(row)
 
     def recordings(self, session: SessionRecord) -> list[RecordingRecord]:
         """A session's recordings."""
         rows = self._db.execute(
-            "SELECT id, session_id, path, created, device_id, duration_s FROM recordings WHERE session_id = ?"
-            " ORDER BY id",
+            f"SELECT {_RECORDING_COLUMNS} FROM recordings WHERE session_id = ? ORDER BY id",
             (session.id,),
         )
         return [_recording(r) for r in rows.fetchall()]
@@ -589,7 +657,7 @@ class Catalogue:
     def recording_by_path(self, path: Path | str) -> RecordingRecord | None:
         """The filed recording of a folder, or None."""
         row = self._db.execute(
-            "SELECT id, session_id, path, created, device_id, duration_s FROM recordings WHERE path = ?",
+            f"SELECT {_RECORDING_COLUMNS} FROM recordings WHERE path = ?",
             (str(Path(path).resolve()),),
         ).fetchone()
         return None if row is None else _recording(row)
@@ -758,7 +826,14 @@ def _session(row: sqlite3.Row) -> SessionRecord:
 
 def _recording(row: sqlite3.Row) -> RecordingRecord:
     return RecordingRecord(
-        row["id"], row["session_id"], row["path"], row["created"], row["device_id"], row["duration_s"]
+        row["id"],
+        row["session_id"],
+        row["path"],
+        row["created"],
+        row["device_id"],
+        row["duration_s"],
+        row["device_label"],
+        row["calibration_id"],
     )
 
 

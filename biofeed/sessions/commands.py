@@ -38,6 +38,7 @@ __all__ = [
     "sessions_add",
     "sessions_list",
     "sessions_show",
+    "store_calibration",
 ]
 
 EXIT_OK = 0
@@ -177,7 +178,8 @@ def sessions_add(
         filed = file_recording(
             catalogue, record, recording, protocol=protocol, protocol_start_s=protocol_start_s, posture=posture
         )
-    _print_filed(filed.session.id, record.pseudonym, filed.analysis, out)
+    for part in filed.recordings:  # one per device folder of a recording of several devices
+        _print_filed(filed.session.id, record.pseudonym, part.analysis, out)
     return EXIT_OK
 
 
@@ -261,11 +263,14 @@ def calibrate(
     out_dir: Path | str | None = None,
     out: TextIO = sys.stdout,
 ) -> int:
-    """``biofeed calibrate --device URL --client NAME --headless [--protocol NAME] [--out DIR]``.
+    """``biofeed calibrate --device URL --client NAME [--headless] [--protocol NAME] [--out DIR]``.
 
     Runs the guided calibration on the device's data (recorded to ``out_dir``, default a new folder
-    in ``$BIOFEED_HOME/recordings``), printing each step's instruction as it starts and its result as
-    it ends, and stores the result with the client.
+    in ``$BIOFEED_HOME/recordings``) and stores the result with the client. Headless, each step's
+    instruction is printed as it starts and its result as it ends, one step after the other.
+    Otherwise the live window shows the signals and a calibration panel where the person confirms
+    each step (:func:`biofeed.live.calibration_window.run_calibration_window`); without a display
+    it runs headless, saying so on stderr.
 
     Returns
     -------
@@ -275,22 +280,34 @@ def calibrate(
     Raises
     ------
     ValueError
-        Without ``headless`` (the guided window belongs to the live view), or a bad protocol or URL.
+        A bad protocol or URL.
     CatalogueError
         When there is no such client.
+    CalibrationError
+        When the device stopped with an error (the result is stored first).
     """
     from biofeed.record.writer import RecordingWriter
     from biofeed.runner import Acquisition
     from biofeed.sources import open_source
 
-    if not headless:
-        raise ValueError("the guided calibration window is part of the live view; run with --headless here")
     with Catalogue() as catalogue:
         record = catalogue.client(client)
     steps = load_calibration_protocol(protocol)
+    folder = Path(out_dir) if out_dir is not None else new_recording_path("calibration")
+    if not headless:
+        from biofeed.live.app import display_available
+
+        if display_available():
+            from biofeed.live.calibration_window import run_calibration_window
+
+            return run_calibration_window(device_url, record.pseudonym, steps, folder, out=out)
+        print(
+            "biofeed: no display (DISPLAY and WAYLAND_DISPLAY are unset): the calibration runs in the terminal, "
+            "each step after the last (--headless)",
+            file=sys.stderr,
+        )
     run = CalibrationRun(steps, auto_advance=True)
     sink = CalibrationSink(run)
-    folder = Path(out_dir) if out_dir is not None else new_recording_path("calibration")
     source = open_source(device_url)
     with RecordingWriter(folder, source_url=device_url, client=record.pseudonym) as recorder:
         acquisition = Acquisition(source, recorder=recorder, sinks=[sink], duration_s=steps.duration_s)
@@ -304,23 +321,38 @@ def calibrate(
             acquisition.stop()
         result = acquisition.wait()
         recorder.close(summary={"error": str(result.error) if result.error else None, "calibration": steps.name})
+    complete = store_calibration(record.pseudonym, sink, folder, out=out)
+    if result.error is not None:
+        raise CalibrationError(f"the device stopped during calibration: {result.error}")
+    return EXIT_OK if complete else EXIT_ERROR
+
+
+def store_calibration(client: str, sink: CalibrationSink, recording: Path, *, out: TextIO = sys.stdout) -> bool:
+    """End a calibration run, store its result with the client and print what it measured.
+
+    The steps not ended fail (:meth:`~biofeed.sessions.calibration_sink.CalibrationSink.finish`);
+    the result is stored whether or not it is complete, pointing at its recording.
+
+    Returns
+    -------
+    bool
+        True when every required step passed.
+    """
     calibration = sink.finish()
     _drain(sink.messages, out)
     with Catalogue() as catalogue:
-        stored = catalogue.add_calibration(record, calibration.to_json(), recording_path=folder)
-    print(f"calibration {stored.id} stored with {record.pseudonym} (recording {folder})", file=out)
+        record = catalogue.client(client)
+        stored = catalogue.add_calibration(record, calibration.to_json(), recording_path=recording)
+    print(f"calibration {stored.id} stored with {record.pseudonym} (recording {recording})", file=out)
     if calibration.noise_floor_uv:
         floors = ", ".join(f"{k} {v:.2f} uV" for k, v in calibration.noise_floor_uv.items())
         print(f"  noise floor {floors} ({calibration.noise_floor_source})", file=out)
     for posture, values in calibration.set_points_uv.items():
         print(f"  set point {posture}: " + ", ".join(f"{k} {v:.2f} uV" for k, v in values.items()), file=out)
-    if result.error is not None:
-        raise CalibrationError(f"the device stopped during calibration: {result.error}")
     failed = [s for s in calibration.steps if s.status is not StepStatus.PASSED and s.values.get("required", True)]
     if failed:
         print(f"calibration incomplete: {', '.join(s.kind.value for s in failed)} did not pass", file=out)
-        return EXIT_ERROR
-    return EXIT_OK
+    return not failed
 
 
 def _drain(messages: queue.Queue[str], out: TextIO) -> None:

@@ -37,8 +37,8 @@ __all__ = [
     "schedule_offset_from_events",
 ]
 
-PROTOCOLS_FOLDER = Path(__file__).resolve().parent.parent.parent / "calibration" / "protocols"
-"""The protocols shipped with biofeed (a source checkout or an editable install)."""
+PROTOCOLS_FOLDER = Path(__file__).resolve().parent.parent / "calibration" / "protocols"
+"""The protocols shipped with biofeed (package data; ``biofeed/calibration`` links to the top-level folder)."""
 
 EARLY_ONSET_S = 5.0
 """A contraction may start this long before its cue (a person who anticipates) and still belong to it."""
@@ -362,18 +362,24 @@ def load_exercise_protocol(name: str, folder: Path | str | None = None) -> CueSc
     return CueSchedule(cues, name=protocol_name, posture=str(data.get("posture", "")))
 
 
-def cue_event(cue: Cue, time_s: float, sample_index: int | None = None, protocol: str = "") -> dict[str, Any]:
+def cue_event(
+    cue: Cue, time_s: float, sample_index: int | None = None, protocol: str = "", stream: str | None = None
+) -> dict[str, Any]:
     """The ``events.jsonl`` line for a cue shown at ``time_s`` (seconds from the EMG stream's first sample).
+
+    ``sample_index`` (the device's sample counter of ``stream`` where the cue starts) places the cue
+    exactly in any recording of the stream, also one started after the stream's first sample
+    (:func:`schedule_offset_from_events`).
 
     Returns
     -------
     dict
-        ``type: "cue"``, ``time_s``, ``sample_index``, ``protocol``, ``cue`` (kind), ``cue_index``,
-        ``protocol_time_s`` (the cue's start in the schedule), ``trial_index``, ``sham``.
+        ``type: "cue"``, ``stream``, ``time_s``, ``sample_index``, ``protocol``, ``cue`` (kind),
+        ``cue_index``, ``protocol_time_s`` (the cue's start in the schedule), ``trial_index``, ``sham``.
     """
     return {
         "type": "cue",
-        "stream": None,
+        "stream": stream,
         "channel": None,
         "sample_index": sample_index,
         "time_s": float(time_s),
@@ -386,15 +392,24 @@ def cue_event(cue: Cue, time_s: float, sample_index: int | None = None, protocol
     }
 
 
-def schedule_offset_from_events(events: Iterable[Mapping[str, Any]]) -> float | None:
+def schedule_offset_from_events(
+    events: Iterable[Mapping[str, Any]], stream_origins: Mapping[str, tuple[int, float]] | None = None
+) -> float | None:
     """Where the protocol's time 0 lies in a recording (seconds from the EMG stream's first sample).
 
-    Taken from the first ``cue`` event: its ``time_s`` minus its ``protocol_time_s``. None when the
-    recording holds no cue.
+    Taken from the first ``cue`` event: its time minus its ``protocol_time_s``. Its time is its
+    ``sample_index`` counted from the recording's first sample of its ``stream`` when
+    ``stream_origins`` gives that stream as ``(first sample index, sample rate in Hz)``, else its
+    ``time_s``. None when the recording holds no cue.
     """
+    origins = stream_origins or {}
     for event in events:
         if event.get("type") == "cue":
             time_s, protocol_s = event.get("time_s"), event.get("protocol_time_s")
+            origin = origins.get(str(event.get("stream")))
+            index = event.get("sample_index")
+            if origin is not None and isinstance(index, int):
+                time_s = (index - origin[0]) / origin[1]
             if isinstance(time_s, int | float) and isinstance(protocol_s, int | float):
                 return float(time_s) - float(protocol_s)
     return None

@@ -158,7 +158,8 @@ def analyse_session_recording(
     recorded_events = list(recording.events())
     offset_s = protocol_start_s
     if offset_s is None and schedule is not None:
-        offset_s = schedule_offset_from_events(recorded_events)
+        origins = {name: (s.origin_index, s.info.sample_rate_hz) for name, s in pipeline.streams.items()}
+        offset_s = schedule_offset_from_events(recorded_events, origins)
     if offset_s is None:
         offset_s = 0.0
 

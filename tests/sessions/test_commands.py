@@ -200,8 +200,8 @@ def test_user_errors_are_clear(practice, home):
     commands.clients_add("bob", out=io.StringIO())
     with pytest.raises(ValueError, match="was recorded for client 'anna', not 'bob'"):
         commands.sessions_add("bob", practice["root"] / "calibration")
-    with pytest.raises(ValueError, match="--headless"):
-        commands.calibrate("sim://rest", "anna", headless=False)
+    with pytest.raises(ValueError, match="no protocol 'stretching'; known: calibration"):
+        commands.calibrate("sim://rest", "anna", protocol="stretching")
 
 
 def test_health_data_is_readable_by_its_owner_only(practice, home):

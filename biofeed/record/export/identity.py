@@ -6,12 +6,15 @@ birth date and sex can come from the caller (the sessions catalogue) or from an 
 ``M``). EDF+ keeps them in the local patient identification field; ``--anonymize`` writes it as
 ``X X X X`` (EDF+ section 2.1.3.3: unknown or anonymised subfields are ``X``), leaves the pseudonym
 out of every column and copy of ``recording.json``, and replaces the name and pseudonym wherever
-they appear in event texts.
+they appear in event texts: written as given, without accents, transliterated (``ü`` -> ``ue``), in
+any case, split at spaces and hyphens, and the birth date in the usual numeric and written forms
+(:meth:`ClientIdentity.redact`).
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import re
 import unicodedata
@@ -25,6 +28,24 @@ IDENTITY_META_KEYS: tuple[str, ...] = ("client", "patient")
 """Keys of ``recording.json`` that name the client; an anonymized export keeps none of them."""
 
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+_TRANSLITERATION = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue", "ß": "ss"})
+_NAME_SEPARATORS = re.compile(r"[\s\-_'\u2019.,]+")
+_MIN_NAME_PART = 3
+"""Name parts shorter than this are not redacted on their own (``Li`` would take ``li`` out of every word)."""
 _SEXES = ("F", "M")
 
 
@@ -46,6 +67,42 @@ def edf_ascii(text: str) -> str:
 def edf_date(date: datetime.date) -> str:
     """Return a date as EDF+ writes it in header subfields, e.g. ``02-AUG-1951``."""
     return f"{date.day:02d}-{_MONTHS[date.month - 1]}-{date.year:04d}"
+
+
+def _without_accents(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+def _name_forms(name: str) -> set[str]:
+    """A name as people write it: with accents or not, ``ü`` as ``ue``, whole or in parts."""
+    spelled = unicodedata.normalize("NFC", name.strip())
+    forms: set[str] = set()
+    for variant in (spelled, _without_accents(spelled), _without_accents(spelled.translate(_TRANSLITERATION))):
+        forms.add(variant)
+        forms |= {part for part in _NAME_SEPARATORS.split(variant) if len(part) >= _MIN_NAME_PART}
+    return {f for f in forms if f}
+
+
+def _date_forms(date: datetime.date) -> set[str]:
+    """A date in the numeric and written forms it is commonly typed in (day first, month first, ISO, EDF)."""
+    y, m, d = date.year, date.month, date.day
+    forms = {
+        f"{y:04d}-{m:02d}-{d:02d}",
+        f"{y:04d}/{m:02d}/{d:02d}",
+        f"{y:04d}.{m:02d}.{d:02d}",
+        f"{y:04d}{m:02d}{d:02d}",
+    }
+    forms.add(edf_date(date))
+    for day in {f"{d:02d}", str(d)}:
+        for month in {f"{m:02d}", str(m)}:
+            for sep in "-./":
+                forms |= {f"{day}{sep}{month}{sep}{y:04d}", f"{month}{sep}{day}{sep}{y:04d}"}
+        for month in (_MONTHS[m - 1], _MONTH_NAMES[m - 1]):
+            forms |= {f"{day} {month} {y:04d}", f"{day}. {month} {y:04d}", f"{day}-{month}-{y:04d}"}
+            forms |= {f"{month} {day}, {y:04d}", f"{month} {day} {y:04d}"}
+    for sep in "-./":  # two-digit years only zero-padded: 3.2.80 would take pieces out of version numbers
+        forms |= {f"{d:02d}{sep}{m:02d}{sep}{y % 100:02d}", f"{m:02d}{sep}{d:02d}{sep}{y % 100:02d}"}
+    return forms
 
 
 def _subfield(text: str | None) -> str:
@@ -107,22 +164,33 @@ class ClientIdentity:
         field = " ".join((_subfield(self.pseudonym), self.sex or "X", birth, _subfield(self.name)))
         return field[:80]
 
-    def redact(self, text: str) -> str:
-        """Return ``text`` with the name, its parts, the pseudonym and the birth date replaced by ``X``.
-
-        Matching ignores case and takes whole words only (a pseudonym ``jo`` leaves ``major`` alone).
-        """
-        secrets: list[str] = []
+    @functools.cached_property
+    def _secrets(self) -> re.Pattern[str] | None:
+        secrets: set[str] = set()
         if self.name:
-            secrets.append(self.name)
-            secrets += [part for part in self.name.split() if len(part) >= 3]
+            secrets |= _name_forms(self.name)
         if self.pseudonym:
-            secrets.append(self.pseudonym)
+            secrets.add(self.pseudonym)
         if self.birth_date is not None:
-            secrets += [self.birth_date.isoformat(), edf_date(self.birth_date)]
-        for secret in sorted(secrets, key=len, reverse=True):
-            text = re.sub(rf"(?<![^\W_]){re.escape(secret)}(?![^\W_])", "X", text, flags=re.IGNORECASE)
-        return text
+            secrets |= _date_forms(self.birth_date)
+        if not secrets:
+            return None
+        # longest first, so that a whole name goes before its parts; any run of spaces where one is
+        alternatives = "|".join(re.escape(s).replace(r"\ ", r"\s+") for s in sorted(secrets, key=len, reverse=True))
+        return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+
+    def redact(self, text: str) -> str:
+        """Return ``text`` with the name, the pseudonym and the birth date replaced by ``X``.
+
+        The name is matched as written, without accents and transliterated (``Müller``, ``Muller``,
+        ``Mueller``), whole or by its parts of three letters or more (split at spaces, hyphens,
+        apostrophes); the birth date in ISO, EDF, day-first and month-first numeric forms and with
+        the month written out. Matching ignores case and takes whole words only (a pseudonym ``jo``
+        leaves ``major`` alone); the text is compared in Unicode NFC.
+        """
+        pattern = self._secrets
+        text = unicodedata.normalize("NFC", text)
+        return text if pattern is None else pattern.sub("X", text)
 
 
 def exported_meta(meta: Mapping[str, Any], identity: ClientIdentity, *, anonymize: bool) -> dict[str, Any]:
