@@ -177,6 +177,30 @@ class Block:
             data.flags.writeable = False
         object.__setattr__(self, "data", data)
 
+    @classmethod
+    def _trusted(
+        cls,
+        info: StreamInfo,
+        data: npt.NDArray[np.float64],
+        first_index: int,
+        gap_before: int,
+        received_at: float,
+    ) -> Block:
+        """A block from fields the caller guarantees valid, without checking or copying them.
+
+        For the decoder's per-packet path, where the checks of ``__init__`` cost as much as the
+        rest of decoding a packet: ``data`` must already be a read-only float64 array of shape
+        (``info.n_channels``, n_samples) and ``gap_before >= 0``.
+        """
+        block = object.__new__(cls)
+        fields = block.__dict__  # what the frozen __init__ would set, without its per-field __setattr__
+        fields["info"] = info
+        fields["data"] = data
+        fields["first_index"] = first_index
+        fields["gap_before"] = gap_before
+        fields["received_at"] = received_at
+        return block
+
     @property
     def n_samples(self) -> int:
         """Number of samples per channel."""

@@ -231,11 +231,10 @@ class Acquisition:
     def _take(self, data: bytes, received_at: float) -> None:
         with self._lock:
             frames = self._decoder.split(data)
-            items: list[Item] = []
-            for frame in frames:
-                if self.recorder is not None:
+            if self.recorder is not None:  # every frame stored as received before any is decoded
+                for frame in frames:
                     self.recorder.append_frame(frame, received_at)
-                items += self._decoder.decode_frame(frame, received_at)
+            items = self._decoder.decode_frames(frames, received_at)
         self._check_version()
         for item in items:
             self._route(item)

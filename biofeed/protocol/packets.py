@@ -12,6 +12,7 @@ import binascii
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -31,16 +32,20 @@ __all__ = [
     "InfoPayload",
     "MarkerPayload",
     "Packet",
+    "PacketFields",
     "PacketType",
     "SampleFormat",
     "StatusPayload",
     "StreamFormat",
     "decode_frame",
     "decode_packet",
+    "decode_sample_counts",
     "decode_samples",
     "encode_frame",
     "encode_packet",
     "encode_samples",
+    "unpack_frame",
+    "unpack_packet",
 ]
 
 PROTOCOL_VERSION: tuple[int, int] = (1, 0)
@@ -146,10 +151,6 @@ class Packet:
     version: tuple[int, int] = PROTOCOL_VERSION
 
 
-def _crc16(data: bytes) -> int:
-    return binascii.crc_hqx(data, 0)
-
-
 def encode_packet(packet: Packet) -> bytes:
     """Encode a packet to its bytes (header, payload, CRC), before COBS framing.
 
@@ -176,7 +177,7 @@ def encode_packet(packet: Packet) -> bytes:
     except struct.error as exc:
         raise ValueError(f"header field out of range in {packet!r}: {exc}") from None
     body = header + packet.payload
-    return body + _CRC.pack(_crc16(body))
+    return body + _CRC.pack(binascii.crc_hqx(body, 0))
 
 
 def encode_frame(packet: Packet) -> bytes:
@@ -185,8 +186,18 @@ def encode_frame(packet: Packet) -> bytes:
     return encoded + b"\x00"
 
 
-def decode_packet(raw: bytes) -> Packet:
-    """Decode packet bytes (after COBS decoding) into a :class:`Packet`.
+PacketFields: TypeAlias = tuple[int, int, int, int, bytes, int, tuple[int, int]]
+"""The fields of a :class:`Packet` in its field order: ``Packet(*fields)`` is the packet."""
+
+_MAX_FRAME_BYTES = 2 * (HEADER_SIZE + MAX_PAYLOAD_BYTES + _CRC_SIZE)
+_VERSIONS = tuple((byte >> 4, byte & 0x0F) for byte in range(256))
+
+
+def unpack_packet(raw: bytes) -> PacketFields:
+    """Decode packet bytes (after COBS decoding) into the fields of a :class:`Packet`, without building one.
+
+    For per-frame loops, where building the frozen dataclass would cost more than the decoding;
+    :func:`decode_packet` is ``Packet(*unpack_packet(raw))``.
 
     Raises
     ------
@@ -198,23 +209,46 @@ def decode_packet(raw: bytes) -> Packet:
     version, ptype, stream_id, flags, seq, first_index, payload_length = _HEADER.unpack_from(raw)
     if payload_length > MAX_PAYLOAD_BYTES:
         raise CorruptPacketError("oversize", f"payload_length {payload_length}")
-    if len(raw) != HEADER_SIZE + payload_length + _CRC_SIZE:
+    end = HEADER_SIZE + payload_length
+    if len(raw) != end + _CRC_SIZE:
         raise CorruptPacketError("length", f"{len(raw)} bytes for payload_length {payload_length}")
-    (crc,) = _CRC.unpack_from(raw, HEADER_SIZE + payload_length)
-    if crc != _crc16(raw[: HEADER_SIZE + payload_length]):
+    if _CRC.unpack_from(raw, end)[0] != binascii.crc_hqx(raw[:end], 0):
         raise CorruptPacketError("crc")
-    major, minor = version >> 4, version & 0x0F
-    if major != PROTOCOL_VERSION[0]:
-        raise CorruptPacketError("major_version", f"protocol {major}.{minor}")
-    return Packet(
-        type=ptype,
-        stream_id=stream_id,
-        seq=seq,
-        first_sample_index=first_index,
-        payload=bytes(raw[HEADER_SIZE : HEADER_SIZE + payload_length]),
-        flags=flags,
-        version=(major, minor),
-    )
+    major_minor = _VERSIONS[version]
+    if major_minor[0] != PROTOCOL_VERSION[0]:
+        raise CorruptPacketError("major_version", f"protocol {major_minor[0]}.{major_minor[1]}")
+    return ptype, stream_id, seq, first_index, bytes(raw[HEADER_SIZE:end]), flags, major_minor
+
+
+def decode_packet(raw: bytes) -> Packet:
+    """Decode packet bytes (after COBS decoding) into a :class:`Packet`.
+
+    Raises
+    ------
+    CorruptPacketError
+        With ``reason`` one of ``too_short``, ``oversize``, ``length``, ``crc``, ``major_version``.
+    """
+    return Packet(*unpack_packet(raw))
+
+
+def unpack_frame(frame: bytes) -> PacketFields:
+    """Decode one frame (COBS bytes without the 0x00 delimiter) into the fields of a :class:`Packet`.
+
+    :func:`decode_frame` is ``Packet(*unpack_frame(frame))``.
+
+    Raises
+    ------
+    CorruptPacketError
+        ``oversize`` for a frame longer than any packet can encode to, ``cobs`` when the frame is
+        not valid COBS, else as :func:`unpack_packet`.
+    """
+    if len(frame) > _MAX_FRAME_BYTES:
+        raise CorruptPacketError("oversize", f"frame of {len(frame)} bytes")
+    try:
+        raw = cobs.decode(frame)
+    except cobs.DecodeError as exc:
+        raise CorruptPacketError("cobs", str(exc)) from None
+    return unpack_packet(raw)
 
 
 def decode_frame(frame: bytes) -> Packet:
@@ -223,15 +257,9 @@ def decode_frame(frame: bytes) -> Packet:
     Raises
     ------
     CorruptPacketError
-        ``cobs`` when the frame is not valid COBS, else as :func:`decode_packet`.
+        As :func:`unpack_frame`.
     """
-    if len(frame) > 2 * (HEADER_SIZE + MAX_PAYLOAD_BYTES + _CRC_SIZE):
-        raise CorruptPacketError("oversize", f"frame of {len(frame)} bytes")
-    try:
-        raw = cobs.decode(frame)
-    except cobs.DecodeError as exc:
-        raise CorruptPacketError("cobs", str(exc)) from None
-    return decode_packet(raw)
+    return Packet(*unpack_frame(frame))
 
 
 # --- payloads -------------------------------------------------------------------------------
@@ -510,6 +538,20 @@ def encode_samples(counts: npt.ArrayLike, sample_format: SampleFormat) -> bytes:
     return interleaved.view(np.uint8).reshape(-1, 4)[:, :3].tobytes()
 
 
+def decode_sample_counts(payload: bytes, sample_format: SampleFormat) -> npt.NDArray[np.int16] | npt.NDArray[np.int32]:
+    """Decode sample bytes to counts in wire order (sample sets one after another), without size checks.
+
+    A trailing partial sample is ignored. :func:`decode_samples` checks and shapes these; the
+    stream decoder decodes the payloads of many packets of one stream in one call.
+    """
+    if sample_format is SampleFormat.INT16:
+        return np.frombuffer(payload, dtype="<i2", count=len(payload) // 2)
+    # Read each 3-byte sample as the top three bytes of a little-endian int32 (one leading pad
+    # byte, stride 3), then an arithmetic shift sign-extends: 2.5x faster than assembling bytes.
+    padded = b"\x00" + bytes(payload)
+    return np.ndarray((len(payload) // 3,), dtype="<i4", buffer=padded, strides=(3,)) >> 8
+
+
 def decode_samples(payload: bytes, sample_format: SampleFormat, n_channels: int) -> npt.NDArray[np.int32]:
     """Decode a sample payload to counts, shape (n_channels, n_samples).
 
@@ -521,12 +563,5 @@ def decode_samples(payload: bytes, sample_format: SampleFormat, n_channels: int)
     set_size = sample_format.bytes_per_sample * n_channels
     if not payload or len(payload) % set_size:
         raise CorruptPacketError("payload_size", f"{len(payload)} bytes is not a multiple of {set_size}")
-    if sample_format is SampleFormat.INT16:
-        flat = np.frombuffer(payload, dtype="<i2").astype(np.int32)
-    else:
-        # Read each 3-byte sample as the top three bytes of a little-endian int32 (one leading pad
-        # byte, stride 3), then an arithmetic shift sign-extends: 2.5x faster than assembling bytes.
-        n = len(payload) // 3
-        padded = b"\x00" + bytes(payload)
-        flat = np.ndarray((n,), dtype="<i4", buffer=padded, strides=(3,)) >> 8
-    return flat.reshape(-1, n_channels).T
+    counts = decode_sample_counts(payload, sample_format).astype(np.int32, copy=False)
+    return counts.reshape(-1, n_channels).T

@@ -350,6 +350,44 @@ def test_decode_frame_matches_feed() -> None:
     assert decoder.stats == whole_stats
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    damaged=st.lists(st.tuples(st.integers(0, len(SESSION) - 1), st.integers(0, 200), st.integers(1, 255)), max_size=8),
+    cuts=st.lists(st.integers(0, len(SESSION)), max_size=40),
+)
+def test_decode_frames_matches_decode_frame_one_by_one(damaged: list[tuple[int, int, int]], cuts: list[int]) -> None:
+    mutable = [bytearray(f[:-1]) for f in SESSION]
+    for k, position, flip in damaged:
+        mutable[k][position % len(mutable[k])] ^= flip
+    frames = [bytes(f) for f in mutable]
+    frames.insert(len(frames) // 2, b"")
+    one = Decoder()
+    items_one: list[Item] = []
+    for frame in frames:
+        items_one += one.decode_frame(frame, 3.0)
+    many = Decoder()
+    items_many: list[Item] = []
+    for start, stop in itertools.pairwise([0, *sorted(set(cuts)), len(frames)]):
+        items_many += many.decode_frames(frames[start:stop], 3.0)
+    assert keys(items_many) == keys(items_one)
+    assert all(i.received_at == 3.0 for i in items_many if not isinstance(i, DeviceInfo))
+    assert many.stats == one.stats
+
+
+def test_blocks_are_read_only_views_that_pass_the_checks_of_block() -> None:
+    items, _ = decode_all(STREAM)
+    blocks = blocks_of(items, "emg") + blocks_of(items, "imu")
+    for block in blocks:
+        data = block.data
+        assert data.dtype == np.float64 and data.shape == (block.info.n_channels, block.n_samples)
+        assert not data.flags.writeable and data.flags.f_contiguous  # sample sets as on the wire
+        checked = Block(block.info, data, block.first_index, block.gap_before, block.received_at)
+        assert checked.data is data  # nothing for Block's checks to copy or convert
+        assert repr(checked) == repr(block)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        blocks[0].first_index = 1  # type: ignore[misc]
+
+
 # --- damage: only damaged frames are lost, each counted -------------------------------------------
 
 

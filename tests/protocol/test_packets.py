@@ -24,10 +24,12 @@ from biofeed.protocol import (
     StatusPayload,
     StreamFormat,
     decode_frame,
+    decode_sample_counts,
     decode_samples,
     encode_frame,
     encode_packet,
     encode_samples,
+    unpack_frame,
 )
 
 INFO = InfoPayload(
@@ -70,6 +72,7 @@ def test_payloads_round_trip_through_a_frame(payload):
     assert frame.endswith(b"\x00") and b"\x00" not in frame[:-1]
     decoded = decode_frame(frame[:-1])
     assert decoded == packet
+    assert Packet(*unpack_frame(frame[:-1])) == packet
     assert type(payload).from_payload(decoded.payload) == payload
 
 
@@ -116,7 +119,9 @@ def test_samples_round_trip_at_the_format_limits(fmt, data):
             np.int64, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=8), elements=st.integers(lo, hi)
         )
     )
-    assert np.array_equal(decode_samples(encode_samples(counts, fmt), fmt, counts.shape[0]), counts)
+    payload = encode_samples(counts, fmt)
+    assert np.array_equal(decode_samples(payload, fmt, counts.shape[0]), counts)
+    assert np.array_equal(decode_sample_counts(payload, fmt), counts.T.reshape(-1))  # sample sets in wire order
 
 
 def test_samples_are_sample_major_little_endian():
@@ -154,6 +159,17 @@ def test_damage_is_named(mutate, reason):
     from cobs import cobs
 
     raw = encode_packet(Packet(PacketType.MARKER, 1, 3, 4, MarkerPayload(1).to_payload()))
-    with pytest.raises(CorruptPacketError) as info:
-        decode_frame(cobs.encode(mutate(raw)))
-    assert info.value.reason == reason
+    for decode in (decode_frame, unpack_frame):
+        with pytest.raises(CorruptPacketError) as info:
+            decode(cobs.encode(mutate(raw)))
+        assert info.value.reason == reason
+
+
+def test_frames_too_long_for_any_packet_and_bad_cobs_are_named():
+    for decode in (decode_frame, unpack_frame):
+        with pytest.raises(CorruptPacketError) as info:
+            decode(b"\x01" * 2077)
+        assert info.value.reason == "oversize"
+        with pytest.raises(CorruptPacketError) as info:
+            decode(b"\x05\x01")
+        assert info.value.reason == "cobs"
