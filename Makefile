@@ -15,12 +15,12 @@ demo: debs $(VENV)/.installed
 	$(BIN)/biofeed demo
 
 test: debs $(VENV)/.installed
-	$(BIN)/ruff check biofeed tests bench firmware_protocol
+	$(BIN)/ruff check biofeed tests bench firmware_protocol fuzz
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check biofeed tests bench firmware_protocol
-	$(BIN)/ruff format --check biofeed tests bench firmware_protocol
+	$(BIN)/ruff check biofeed tests bench firmware_protocol fuzz
+	$(BIN)/ruff format --check biofeed tests bench firmware_protocol fuzz
 	$(BIN)/mypy
 
 bench: $(VENV)/.installed

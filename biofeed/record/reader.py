@@ -10,6 +10,8 @@ is a JSON object and skips the rest (``skipped_event_lines``).
 from __future__ import annotations
 
 import json
+import os
+import stat
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -149,14 +151,31 @@ def _parse_event(line: bytes) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
+def _check_inside(folder: Path, path: Path) -> None:
+    """Refuse a part of a recording that is a link leading out of its folder."""
+    if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+        raise RecordingError(folder, f"{path.name} is a link to {os.readlink(path)}, outside the recording: refused")
+
+
 def _open_part(folder: Path, name: str) -> BinaryIO | None:
+    """Open a part for reading; None when it is missing, RecordingError when it cannot be ours.
+
+    Opened without blocking and checked to be a regular file, so a part that is a FIFO, a device
+    (``/dev/zero``) or a link out of the folder is refused instead of read forever or leaked.
+    """
+    path = folder / name
     try:
-        return (folder / name).open("rb")
+        _check_inside(folder, path)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         # a crash between writing recording.json and creating the file: an empty recording
         return None
     except OSError as exc:
         raise RecordingError(folder, f"cannot read {name}: {exc.strerror or exc}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RecordingError(folder, f"{name} is not a regular file: refused")
+    return os.fdopen(fd, "rb")
 
 
 class Recording:
@@ -260,12 +279,17 @@ def _read_meta(path: Path | str) -> tuple[Path, object]:
     if not folder.is_dir():
         raise RecordingError(folder, "is a file, not a recording folder")
     meta_path = folder / META_FILE
-    if not meta_path.is_file():
+    if not meta_path.exists():
+        raise RecordingError(folder, f"not a biofeed recording (no {META_FILE})")
+    meta_file = _open_part(folder, META_FILE)
+    if meta_file is None:
         raise RecordingError(folder, f"not a biofeed recording (no {META_FILE})")
     try:
-        if meta_path.stat().st_size > _MAX_META_BYTES:
-            raise RecordingError(folder, f"{META_FILE} is over {_MAX_META_BYTES // (1 << 20)} MiB: not ours")
-        meta = json.loads(meta_path.read_bytes())
+        with meta_file:
+            if os.fstat(meta_file.fileno()).st_size > _MAX_META_BYTES:
+                raise RecordingError(folder, f"{META_FILE} is over {_MAX_META_BYTES // (1 << 20)} MiB: not ours")
+            text = meta_file.read()
+        meta = json.loads(text)
     except OSError as exc:
         raise RecordingError(folder, f"cannot read {META_FILE}: {exc.strerror or exc}") from exc
     except (ValueError, RecursionError):
@@ -294,7 +318,7 @@ def open_recording(path: Path | str) -> Recording:
     """
     folder, meta = _read_meta(path)
     if _lists_devices(meta):
-        labels = [str(d.get("label")) for d in meta["devices"] if isinstance(d, dict)]
+        labels = list(open_multi_device_recording(folder).labels)  # refuses a hostile device list first
         raise RecordingError(
             folder,
             f"is a recording of {len(labels)} devices ({', '.join(labels)}); "
@@ -431,6 +455,7 @@ def open_multi_device_recording(path: Path | str) -> MultiDeviceRecording:
                 raise ValueError(f"device {label!r} has no source_url")
         except ValueError as exc:
             raise RecordingError(folder, f"{META_FILE} holds an invalid device list: {exc}") from None
+        _check_inside(folder, folder / label)
         devices.append(DeviceEntry(label, folder / label, url, entry))
     if len({d.label for d in devices}) != len(devices):
         raise RecordingError(folder, f"{META_FILE} lists a device label twice")

@@ -121,6 +121,7 @@ def _os_reason(exc: OSError) -> str:
     hints = {
         errno.ENOSPC: "the disk is full",
         errno.EDQUOT: "the disk quota is exhausted",
+        errno.EFBIG: "the file reached the size limit set for this process",
         errno.EROFS: "the file system is read-only",
         errno.EACCES: "permission denied",
         errno.EPERM: "permission denied",
@@ -424,7 +425,14 @@ class RecordingWriter:
         self._meta["summary"] = safe_summary
         if self._failure is not None:
             self._meta["write_error"] = self._failure
-        self._write_meta()
+        try:
+            self._write_meta()
+        except RecordingError:
+            if self._failure is None:
+                raise
+            # the disk that stopped the frames cannot take recording.json either: the earlier
+            # version stays, and the first failure is the one to report
+            raise RecordingError(self.path, f"{self._failure}; what was written before stays readable") from None
         if error is not None:
             raise error
 

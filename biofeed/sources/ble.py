@@ -35,6 +35,7 @@ from urllib.parse import quote
 
 from biofeed.errors import DeviceNotFoundError, SourceError, SourceLost
 from biofeed.protocol.packets import ControlCommand, ControlPayload, Packet, PacketType, encode_frame
+from biofeed.sources.backoff import DEFAULT_MAX_BACKOFF_S, FIRST_BACKOFF_S, backoff_delay_s
 from biofeed.sources.base import LinkEvent, LinkState, SourceUrl, TimedChunk
 
 __all__ = [
@@ -67,9 +68,6 @@ BLE_PARAMETERS: frozenset[str] = frozenset({"timeout", "reconnect", "backoff"})
 """Query parameters ``ble://`` takes."""
 DEFAULT_SCAN_TIMEOUT_S = 10.0
 DEFAULT_MAX_RECONNECTS = 10
-DEFAULT_MAX_BACKOFF_S = 5.0
-FIRST_BACKOFF_S = 0.25
-"""Wait before the first reconnect attempt; it doubles per attempt up to the ``backoff`` bound."""
 
 _DEFAULT_CONNECT_TIMEOUT_S = 20.0
 _IDLE_CHUNK_S = 0.05  # base.Source: an idle source yields an empty chunk at least every 100 ms
@@ -151,17 +149,6 @@ class BleLink(Protocol):
 def is_device_address(target: str) -> bool:
     """True when ``target`` is a Bluetooth address (``AA:BB:CC:DD:EE:FF``) or a macOS device UUID."""
     return _ADDRESS.fullmatch(target) is not None
-
-
-def backoff_delay_s(attempt: int, max_backoff_s: float) -> float:
-    """Seconds to wait before reconnect attempt ``attempt`` (1, 2, ...).
-
-    :data:`FIRST_BACKOFF_S` before the first attempt, doubling per attempt, never above
-    ``max_backoff_s``.
-    """
-    if attempt < 1:
-        raise ValueError(f"attempt counts from 1, got {attempt}")
-    return min(max_backoff_s, FIRST_BACKOFF_S * 2.0 ** min(attempt - 1, 62))
 
 
 class _LoopThread:
