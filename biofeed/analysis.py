@@ -13,13 +13,15 @@ from typing import Any
 
 from biofeed.blocks import Block
 from biofeed.dsp.flexion_relaxation import analyze_flexion_relaxation_blocks
-from biofeed.dsp.imu.trunk_motion import THORACIC_STREAM
+from biofeed.dsp.imu.trunk_motion import SACRAL_STREAM, THORACIC_STREAM
 from biofeed.errors import RecordingError
 from biofeed.pipeline import ANALYSIS_JSON_VERSION, BATCH_COALESCE_S, Pipeline
 from biofeed.protocol.decoder import Decoder
-from biofeed.record.reader import Recording, open_recording
+from biofeed.record.reader import open_recording
 
 __all__ = ["analyze_foreign_file", "analyze_path", "analyze_recording", "format_analysis"]
+
+_FLEXION_STREAMS = frozenset({"emg", THORACIC_STREAM, SACRAL_STREAM})
 
 
 def analyze_path(
@@ -123,33 +125,30 @@ def analyze_recording(path: Path | str, *, channels: Sequence[str] | None = None
     recording = open_recording(path)
     decoder = Decoder()
     pipeline = Pipeline(coalesce_s=BATCH_COALESCE_S)
+    # The blocks the flexion-relaxation test reads, kept from this one decoding pass (it holds them all anyway).
+    kept: list[Block] = []
     for record in recording.frames():
         for item in decoder.decode_frame(record.frame, record.received_at):
             pipeline.process(item)
+            if isinstance(item, Block) and item.info.name in _FLEXION_STREAMS:
+                kept.append(item)
     pipeline.finish()
     result = pipeline.analysis_json()
     if not result["channels"]:
         raise RecordingError(recording.path, "holds no EMG samples to analyse")
     result["source"] = {"path": str(recording.path), "format": "biofeed-recording"}
     if decoder.device_info is not None and any(s.name == THORACIC_STREAM for s in decoder.device_info.streams):
-        result["flexion_relaxation"] = _flexion_relaxation(recording, result)
+        result["flexion_relaxation"] = _flexion_relaxation(kept, result)
     return _keep_channels(result, channels, recording.path)
 
 
-def _flexion_relaxation(recording: Recording, result: dict[str, Any]) -> dict[str, Any] | None:
-    """The flexion-relaxation test over a second decoding pass (docs/imu.md); None when not possible.
+def _flexion_relaxation(blocks: list[Block], result: dict[str, Any]) -> dict[str, Any] | None:
+    """The flexion-relaxation test over the recording's EMG and IMU blocks (docs/imu.md); None when not possible.
 
     The reason it is not possible (no quiet start to calibrate on, a gap) goes to the warnings.
     """
     emg = [c for c in result["channels"] if c["stream"] == "emg"]
     floors = [c["noise_floor_uv"] for c in emg]
-    decoder = Decoder()
-    blocks = (
-        item
-        for record in recording.frames()
-        for item in decoder.decode_frame(record.frame, record.received_at)
-        if isinstance(item, Block)
-    )
     try:
         test = analyze_flexion_relaxation_blocks(blocks, noise_floor_uv=floors if None not in floors else None)
     except ValueError as exc:

@@ -3,14 +3,15 @@ simulator's ground truth for the pandiculation and mixed scenarios (IMU: posture
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from biofeed.analysis import analyze_recording
-from biofeed.blocks import Block, ChannelInfo, ChannelKind, StreamInfo
-from biofeed.pipeline import BATCH_COALESCE_S, BlockCoalescer, Pipeline
+from biofeed.blocks import Block, ChannelInfo, ChannelKind, DeviceInfo, StreamInfo
+from biofeed.pipeline import BATCH_COALESCE_S, DEFAULT_FLOOR_WINDOW_S, BlockCoalescer, Pipeline
 from biofeed.protocol.decoder import Decoder, FrameSplitter
 from biofeed.record.reader import open_recording
 from biofeed.record.writer import RecordingWriter
@@ -147,3 +148,79 @@ def test_coalescer_merges_contiguous_blocks_and_never_across_a_gap():
 def test_pipeline_refuses_a_negative_coalescing_span():
     with pytest.raises(ValueError, match="coalesce_s"):
         Pipeline(coalesce_s=-1)
+
+
+def _decoded_items(device: SimulatedDevice) -> list:
+    decoder = Decoder()
+    return [
+        item
+        for frame in FrameSplitter().feed(device.frames_until(device.duration_s))
+        for item in decoder.decode_frame(frame)
+    ]
+
+
+def test_a_board_that_cannot_resolve_relaxation_makes_trials_not_measurable_and_says_so_once():
+    """Issue 8: the simulator's session presented as an ESP32 + MyoWare 2.0 board (5 uV per count)."""
+    items = [
+        dataclasses.replace(item, board_profile="esp32_myoware2") if isinstance(item, DeviceInfo) else item
+        for item in _decoded_items(SimulatedDevice("pandiculation", seed=0))
+    ]
+    pipeline = Pipeline(coalesce_s=BATCH_COALESCE_S)
+    events = [e for item in items for e in pipeline.process(item).events] + pipeline.finish().events
+    warnings = [e for e in events if e["type"] == "warning"]
+    assert len(warnings) == 1
+    assert warnings[0]["board"]["profile"] == "esp32_myoware2"
+    assert warnings[0]["board"]["resolves_true_relaxation"] is False
+    assert warnings[0]["text"].startswith("emg: not measurable with this board (esp32_myoware2)")
+    assert warnings[0]["time_s"] == 0.0
+    trials = [e for e in events if e["type"] == "trial"]
+    assert trials, "the scenario has trials"
+    assert {t["verdict"] for t in trials} == {"not_measurable"}
+    assert "true" in {t.get("analysis_verdict") for t in trials}  # what the analysis found, kept
+    assert all(t["verdict_reason"].startswith("not measurable with this board") for t in trials)
+    json_trials = [c for channel in pipeline.analysis_json()["channels"] for c in channel["contractions"]]
+    assert {t["verdict"] for t in json_trials} == {"not_measurable"}
+
+
+def _emg_blocks(n_blocks: int, block_samples: int) -> tuple[StreamInfo, list[Block]]:
+    info = StreamInfo("emg", 2000.0, (ChannelInfo("a", ChannelKind.EMG, "uV"), ChannelInfo("b", ChannelKind.EMG, "uV")))
+    rng = np.random.default_rng(4)
+    n = n_blocks * block_samples
+    t = np.arange(n) / 2000.0
+    activation = 3.0 + 40.0 * ((t % 8.0 > 5.0) & (t % 8.0 < 6.0))  # a 1 s burst every 8 s
+    data = np.vstack([activation * rng.standard_normal(n), 0.5 * activation * rng.standard_normal(n)])
+    blocks = [
+        Block(info, data[:, k * block_samples : (k + 1) * block_samples], k * block_samples) for k in range(n_blocks)
+    ]
+    return info, blocks
+
+
+def test_live_display_blocks_come_with_each_block_without_the_ecg_hold():
+    """Issue 4: the filtered sEMG of a live block is shown at once (before the ECG stage's 0.3 s hold), and
+    the 250 ms envelope hops it completes with it."""
+    _, blocks = _emg_blocks(1500, 40)  # 30 s in 20 ms blocks
+    pipeline = Pipeline(display=True)
+    for block in blocks:
+        display = pipeline.process(block).display
+        if block.first_index < DEFAULT_FLOOR_WINDOW_S * 2000:
+            continue  # held while the noise floor is fixed
+        filtered = [b for b in display if b.info.name == "emg.filtered"]
+        assert [(b.first_index, b.n_samples) for b in filtered] == [(block.first_index, block.n_samples)]
+        envelope = [b for b in display if b.info.name == "emg.envelope"]
+        hop = 20  # 10 ms at 2 kHz
+        completed = block.end_index // hop - block.first_index // hop
+        assert sum(b.n_samples for b in envelope) == completed
+        if completed:
+            last_hop = envelope[-1].first_index + envelope[-1].n_samples - 1
+            assert last_hop == block.end_index // hop  # its window ends with the block
+
+
+def test_live_analysis_every_100_ms_equals_the_batch_analysis():
+    """Live, the analysis runs every LIVE_ANALYSIS_SPAN_S over the filtered blocks: the same events as batch."""
+    _, blocks = _emg_blocks(2000, 40)  # 40 s
+    results = []
+    for pipeline in (Pipeline(), Pipeline(coalesce_s=BATCH_COALESCE_S)):
+        events = [e for block in blocks for e in pipeline.process(block).events] + pipeline.finish().events
+        results.append(sorted(json.dumps(e, sort_keys=True) for e in events))
+    assert any('"phase": "contraction"' in e for e in results[0])
+    assert results[0] == results[1]

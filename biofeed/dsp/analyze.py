@@ -159,9 +159,9 @@ class AnalyzerUpdate:
         ECG subtraction switching on or off.
     artifacts : list of MovementArtifact
         Contractions found to be movement (IMU), in place of trials.
-    cleaned : list of Block
-        The band-passed (and notched, ECG-subtracted) sEMG of this update, uV: what the phase
-        detector and the set point see, for display. The ECG stage delays it by 0.3 s.
+    filtered : list of Block
+        The band-passed (and notched) sEMG of the raw blocks taken by this update, uV, for display:
+        before the ECG stage, so without its 0.3 s delay (and without its subtraction).
     """
 
     events: list[PhaseEvent] = field(default_factory=list)
@@ -171,7 +171,7 @@ class AnalyzerUpdate:
     mains: list[MainsDecision] = field(default_factory=list)
     ecg: list[EcgDecision] = field(default_factory=list)
     artifacts: list[MovementArtifact] = field(default_factory=list)
-    cleaned: list[Block] = field(default_factory=list)
+    filtered: list[Block] = field(default_factory=list)
 
 
 @dataclass
@@ -186,6 +186,33 @@ class _Contractions:
     pending: deque[PhaseEvent] = field(default_factory=deque)  # reported, not yet applied to windows/trials
     posture: int = NO_POSTURE  # of the latest window held still in a known posture: its set point is shown
     trial_posture: int = NO_POSTURE  # the open contraction's, from its onset
+
+
+class _Merging:
+    """Contiguous filtered blocks of one stream, concatenated once when taken."""
+
+    def __init__(self, first: Block) -> None:
+        self.first = first
+        self.parts = [first.data]
+        self.end_index = first.end_index
+
+    @classmethod
+    def of(cls, held: Block | _Merging) -> _Merging:
+        return held if isinstance(held, _Merging) else cls(held)
+
+    @property
+    def n_samples(self) -> int:
+        return self.end_index - self.first.first_index
+
+    def add(self, block: Block) -> None:
+        self.parts.append(block.data)
+        self.end_index = block.end_index
+
+    def block(self) -> Block:
+        data = np.concatenate(self.parts, axis=1)
+        data.flags.writeable = False
+        first = self.first
+        return Block(first.info, data, first.first_index, first.gap_before, first.received_at)
 
 
 class EmgAnalyzer:
@@ -266,10 +293,12 @@ class EmgAnalyzer:
         self.tension = RestingTension(self.noise_floor_uv, n_windows=set_point_windows)
         self.trials = PandiculationTracker(self.noise_floor_uv, reference_contraction_uv, criteria, seed, posture)
         self.gate = gate
+        self._settling = gate if isinstance(gate, SettlingGate) else None  # a Protocol check: slow, done once
         self._splitter = FiniteSplitter()
         self._channels: list[_Contractions] = []
         self._known_faults: list[SignalFault] = []
         self._last_block: Block | None = None
+        self._held: list[Block | _Merging] = []  # filtered, not yet analysed; contiguous pieces merged
 
     @property
     def warnings(self) -> list[str]:
@@ -283,6 +312,17 @@ class EmgAnalyzer:
 
     def process(self, block: Block) -> AnalyzerUpdate:
         """Run one raw block (uV, shape (n_channels, n_samples); NaN allowed) through the chain."""
+        update = self.filter(block)
+        self._analyze_held(update)
+        return update
+
+    def filter(self, block: Block) -> AnalyzerUpdate:
+        """Run one raw block through the first stages only (faults, band-pass, mains); hold it for :meth:`analyze`.
+
+        The update carries the faults ended, the mains decision and the ``filtered`` blocks (display).
+        A live caller filters every block and analyses every few (the results do not depend on it: every
+        stage is chunk-invariant), sparing the later stages' fixed cost per block.
+        """
         update = AnalyzerUpdate()
         n_channels = block.data.shape[0]
         if self.noise_floor_uv.size not in (1, n_channels):
@@ -293,14 +333,47 @@ class EmgAnalyzer:
         update.faults.extend(self.faults.process(block))
         self._known_faults.extend(update.faults)
         for piece in self._splitter.process(block):
-            cleaned = self._clean(piece, update)
-            self._run(cleaned, update)
-        self._release(update, final=False)
+            filtered = self.band_pass.process(piece)
+            if self.mains is not None:
+                filtered = self.mains.process(filtered)
+                update.mains.extend(self.mains.take_decisions())
+            update.filtered.append(filtered)
+            self._hold(filtered)
         return update
+
+    @property
+    def n_held_samples(self) -> int:
+        """Samples filtered and not yet analysed."""
+        return sum(b.n_samples for b in self._held)
+
+    def analyze(self) -> AnalyzerUpdate:
+        """Run what :meth:`filter` holds through the ECG stage, the phase detector and the set point."""
+        update = AnalyzerUpdate()
+        self._analyze_held(update)
+        return update
+
+    def _hold(self, filtered: Block) -> None:
+        """Hold a filtered piece, merged with the last one when it follows it without a gap."""
+        last = self._held[-1] if self._held else None
+        if last is not None and filtered.gap_before == 0 and filtered.first_index == last.end_index:
+            self._held[-1] = last = _Merging.of(last)
+            last.add(filtered)
+        else:
+            self._held.append(filtered)
+
+    def _analyze_held(self, update: AnalyzerUpdate) -> None:
+        held, self._held = self._held, []
+        for piece in held:
+            filtered = piece.block() if isinstance(piece, _Merging) else piece
+            if self.ecg is not None:
+                filtered = self.ecg.process(filtered)
+                update.ecg.extend(self.ecg.take_decisions())
+            self._run(filtered, update)
+        self._release(update, final=False)
 
     def finish(self) -> AnalyzerUpdate:
         """End of data: flush the ECG delay, close faults and trials; return what that settles."""
-        update = AnalyzerUpdate()
+        update = self.analyze()
         if self.ecg is not None and self._last_block is not None:
             self._run(self.ecg.flush(self._last_block), update)
             update.ecg.extend(self.ecg.take_decisions())
@@ -329,18 +402,7 @@ class EmgAnalyzer:
         """Set point of a channel in every posture it has rest windows in (NaN with too few), uV."""
         return {p: self.tension.set_point_uv(channel_index, p) for p in self.tension.postures(channel_index)}
 
-    def _clean(self, piece: Block, update: AnalyzerUpdate) -> Block:
-        cleaned = self.band_pass.process(piece)
-        if self.mains is not None:
-            cleaned = self.mains.process(cleaned)
-            update.mains.extend(self.mains.take_decisions())
-        if self.ecg is not None:
-            cleaned = self.ecg.process(cleaned)
-            update.ecg.extend(self.ecg.take_decisions())
-        return cleaned
-
     def _run(self, cleaned: Block, update: AnalyzerUpdate) -> None:
-        update.cleaned.append(cleaned)
         events = self.phases.process(cleaned)
         windows = self.windows.process(cleaned)
         h = self.windows.hop_samples
@@ -412,9 +474,9 @@ class EmgAnalyzer:
 
     def _timeline_settled_s(self) -> float:
         """How far the settling gate can answer, or is taken to (SETTLE_WAIT_LIMIT_S)."""
-        if not isinstance(self.gate, SettlingGate):
+        if self._settling is None:
             return math.inf
-        return max(self.gate.settled_s, self._newest_s() - SETTLE_WAIT_LIMIT_S)
+        return max(self._settling.settled_s, self._newest_s() - SETTLE_WAIT_LIMIT_S)
 
     def _movement_settled(self, contraction: Contraction) -> bool:
         if self._timeline is None:
@@ -587,7 +649,7 @@ def _collect(analyzer: EmgAnalyzer, block: Block) -> AnalyzerUpdate:
         mains=whole.mains + end.mains,
         ecg=whole.ecg + end.ecg,
         artifacts=whole.artifacts + end.artifacts,
-    )  # cleaned blocks are for display only: an offline analysis does not keep them
+    )  # filtered blocks are for display only: an offline analysis does not keep them
 
 
 def analyze_emg(

@@ -17,6 +17,7 @@ import numpy.typing as npt
 from scipy import signal
 
 from biofeed.blocks import Block
+from biofeed.dsp.sos_stream import SosStream
 from biofeed.dsp.stage import check_rate, starts_segment
 
 __all__ = [
@@ -162,12 +163,12 @@ class BandPassFilter:
     ) -> None:
         self.band = design_emg_band(sample_rate_hz, high_pass_hz, low_pass_hz, order)
         self._steady_state = signal.sosfilt_zi(self.band.sos)  # (n_sections, 2) for a unit step
-        self._zi: npt.NDArray[np.float64] | None = None
+        self._filter = SosStream(self.band.sos)
         self._next_index: int | None = None
 
     def reset(self) -> None:
         """Forget the filter state; the next block starts a new segment."""
-        self._zi = None
+        self._filter.reset()
         self._next_index = None
 
     def process(self, block: Block) -> Block:
@@ -192,11 +193,12 @@ class BandPassFilter:
                 "(biofeed.dsp.quality.FiniteSplitter)"
             )
         if starts_segment(block, self._next_index):
-            self._zi = None
+            self._filter.reset()
         self._next_index = block.end_index
         if block.n_samples == 0:
             return block
-        if self._zi is None or self._zi.shape[1] != data.shape[0]:
-            self._zi = self._steady_state[:, None, :] * data[None, :, 0, None]
-        filtered, self._zi = signal.sosfilt(self.band.sos, data, axis=1, zi=self._zi)
+        state = self._filter.state
+        if state is None or state.shape[0] != data.shape[0]:
+            self._filter.start(self._steady_state[None, :, :] * data[:, 0, None, None])
+        filtered = self._filter.process(data)
         return Block(block.info, filtered, block.first_index, block.gap_before, block.received_at)

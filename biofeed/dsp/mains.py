@@ -23,6 +23,7 @@ import numpy.typing as npt
 from scipy import signal
 
 from biofeed.blocks import Block
+from biofeed.dsp.sos_stream import SosStream
 from biofeed.dsp.stage import check_rate, starts_segment
 
 __all__ = ["LINE_FREQUENCIES_HZ", "MainsDecision", "MainsNotch", "line_prominence_db"]
@@ -160,8 +161,7 @@ class MainsNotch:
         """Forget the decision and the filter state."""
         self.decision: MainsDecision | None = None
         self._decisions: list[MainsDecision] = []
-        self._sos: npt.NDArray[np.float64] | None = None
-        self._zi: npt.NDArray[np.float64] | None = None
+        self._notch_filter: SosStream | None = None
         self._seen: list[npt.NDArray[np.float64]] = []
         self._n_seen = 0
         self._next_index: int | None = None
@@ -179,8 +179,8 @@ class MainsNotch:
     def process(self, block: Block) -> Block:
         """Pass, or notch, one block of band-passed sEMG (uV, shape (n_channels, n_samples))."""
         check_rate(block, self.sample_rate_hz)
-        if starts_segment(block, self._next_index):
-            self._zi = None
+        if starts_segment(block, self._next_index) and self._notch_filter is not None:
+            self._notch_filter.reset()
         self._next_index = block.end_index
         data = block.data
         if self.decision is None and self.line_hz is not None:
@@ -208,12 +208,9 @@ class MainsNotch:
         return Block(block.info, out, block.first_index, block.gap_before, block.received_at)
 
     def _notch(self, data: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        if self._sos is None or data.shape[1] == 0:
+        if self._notch_filter is None or data.shape[1] == 0:
             return data
-        if self._zi is None or self._zi.shape[1] != data.shape[0]:
-            self._zi = np.zeros((self._sos.shape[0], data.shape[0], 2))
-        out, self._zi = signal.sosfilt(self._sos, data, axis=1, zi=self._zi)
-        return np.asarray(out, dtype=np.float64)
+        return self._notch_filter.process(data)
 
     def _decide_forced(self, sample_index: int) -> None:
         line = float(self.line_hz) if self.line_hz is not None else math.nan
@@ -255,4 +252,4 @@ class MainsNotch:
             for f in decision.notched_hz:
                 b, a = signal.iirnotch(f, self.q, fs=self.sample_rate_hz)
                 sections.append(signal.tf2sos(b, a))
-            self._sos = np.vstack(sections)
+            self._notch_filter = SosStream(np.vstack(sections))

@@ -315,6 +315,12 @@ def _first_run_end(mask: npt.NDArray[np.bool_], carried: int, hold: int) -> tupl
     n = mask.shape[0]
     if n == 0:
         return None, carried
+    # The common cases (a chunk of a few hops all one way) without the scan below.
+    if not mask.any():
+        return None, 0
+    if mask.all():
+        first = max(hold - carried - 1, 0)
+        return (first, carried + first + 1) if first < n else (None, carried + n)
     positions = np.arange(n)
     last_false = np.maximum.accumulate(np.where(mask, -1, positions))
     run = np.where(last_false >= 0, positions - last_false, positions + 1 + carried)
@@ -370,6 +376,7 @@ class _Trial:
     offset_threshold_uv: float
     peak_uv: float = -math.inf
     history: list[_Array] = field(default_factory=list)  # 250 ms RMS from the onset hop
+    history_tail: _Array = field(default_factory=lambda: np.zeros(0))  # its last hops, for the causal 1 s level
     timing_history: list[_Array] = field(default_factory=list)  # 50 ms RMS from the onset hop
     live_phase: Phase = Phase.CONTRACTION
     release_run: int = 0
@@ -434,6 +441,7 @@ class PhaseDetector:
         self._settled_hold = max(1, round(s.settled_rest_s / hop_s))
         self._long_active_hops = round(s.long_active_s / hop_s)
         self._release_hold = max(1, round(s.release_hold_s / hop_s))
+        self._tail_hops = (_SHAPE_WINDOWS - 1) * self._amplitude.hops_per_window  # history before a causal 1 s level
         self._step = max(1, round(s.release_step_s / hop_s))
         self._calibration_hops = max(2, round(s.calibration_s / hop_s))
         self._baseline_hops = max(2, round(s.baseline_s / hop_s))
@@ -796,8 +804,15 @@ class PhaseDetector:
         s = self.settings
         all_peaks = np.maximum.accumulate(np.concatenate(([trial.peak_uv], a[i:])))[1:]
         quiet, quiet_run = _first_run_end(t[i:] < trial.offset_threshold_uv, trial.offset_run, self._offset_hold)
-        since_onset = first_hop + i + np.arange(a.shape[0] - i) - trial.onset_hop
-        fraction = np.where(since_onset < self._long_active_hops, s.release_end_fraction, s.long_settled_fraction)
+        first_since = first_hop + i - trial.onset_hop  # hops since the onset, at hop i
+        fraction: float | _Array
+        if first_since + a.shape[0] - i <= self._long_active_hops:
+            fraction = s.release_end_fraction
+        elif first_since >= self._long_active_hops:
+            fraction = s.long_settled_fraction
+        else:
+            since_onset = first_since + np.arange(a.shape[0] - i)
+            fraction = np.where(since_onset < self._long_active_hops, s.release_end_fraction, s.long_settled_fraction)
         settled_level = trial.mean_uv + fraction * (all_peaks - trial.mean_uv)
         level_1s = self._causal_level(trial, a[i:])
         settled, settled_run = _first_run_end(level_1s < settled_level, trial.settled_run, self._settled_hold)
@@ -813,6 +828,7 @@ class PhaseDetector:
         stop = i + (confirmed + 1 if confirmed is not None else t.shape[0] - i)
         amplitude = a[i:stop]
         trial.history.append(amplitude)
+        trial.history_tail = np.concatenate((trial.history_tail, amplitude))[-self._tail_hops :]
         trial.timing_history.append(t[i:stop])
         peaks = all_peaks[: stop - i]
         trial.peak_uv = float(peaks[-1])
@@ -844,10 +860,13 @@ class PhaseDetector:
         The 250 ms RMS alone carries about 8 % estimation noise, so a resting level just under the
         release end would seldom stay under it for seconds on end; four windows halve the noise.
         """
+        span = self._tail_hops
+        joined = np.concatenate((trial.history_tail, amplitude))
         m = self._amplitude.hops_per_window
-        span = (_SHAPE_WINDOWS - 1) * m
-        earlier = np.concatenate(trial.history)[-span:] if trial.history else np.zeros(0)
-        joined = np.concatenate((earlier, amplitude))
+        if trial.history_tail.shape[0] == span:  # over 1 s into the contraction: every hop has its windows
+            squares = joined * joined
+            k = np.arange(span, joined.shape[0])
+            return np.asarray(np.sqrt(np.mean([squares[k - w * m] for w in range(_SHAPE_WINDOWS)], axis=0)))
         n_new = amplitude.shape[0]
         ends = np.arange(joined.shape[0] - n_new, joined.shape[0])
         level = np.full(n_new, np.inf)

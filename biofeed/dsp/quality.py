@@ -271,10 +271,18 @@ class SignalFaultDetector:
         if self.rails_uv is not None:
             with np.errstate(invalid="ignore"):
                 masks[FaultKind.CLIPPED] = (data <= self.rails_uv[0]) | (data >= self.rails_uv[1])
+        open_kinds = {k for _, k in self._open}
         for kind, mask in masks.items():
-            if not (mask.any() or any(k == kind for _, k in self._open)):
+            if kind not in open_kinds and not mask.any():
                 continue
-            for c in range(data.shape[0]):
+            if kind is FaultKind.FLAT:
+                # A run of equal samples inside the block, shorter than a flat line, gives nothing: only
+                # runs touching an end of the block or long enough need a scan.
+                busy = mask[:, 0] | mask[:, -1] | (np.count_nonzero(mask, axis=1) >= self.flat_samples - 1)
+            else:
+                busy = mask.any(axis=1)
+            rows = {c for c, k in self._open if k is kind}.union(np.flatnonzero(busy).tolist())
+            for c in sorted(rows):
                 closed.extend(self._scan(c, kind, mask[c], block.first_index))
         return closed
 

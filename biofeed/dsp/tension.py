@@ -177,11 +177,13 @@ class RestingTension:
         self.gate = gate
         self._windows: list[dict[int, deque[float]]] = []  # per channel, per posture id
         self._current: list[int] = []  # per channel, the posture of the latest window added
+        self._set_points: dict[tuple[int, int], float] = {}  # (channel, posture) -> set point, until a window is added
 
     def reset(self) -> None:
         """Forget every window."""
         self._windows = []
         self._current = []
+        self._set_points = {}
 
     def process(self, rms_1s: Block, gate_mask: npt.ArrayLike | None = None) -> Block:
         """Add 1 s windows; return the set point after each.
@@ -229,6 +231,7 @@ class RestingTension:
         self._ensure_channels(channel_index + 1)
         held = self._windows[channel_index].setdefault(posture_id, deque(maxlen=self.n_windows))
         held.append(float(corrected_uv))
+        self._set_points.pop((channel_index, posture_id), None)
         self._current[channel_index] = posture_id
 
     def current_posture(self, channel_index: int) -> int:
@@ -244,11 +247,16 @@ class RestingTension:
 
     def set_point_uv(self, channel_index: int, posture_id: int | None = None) -> float:
         """Set point of a channel in a posture (default: current), uV; NaN with fewer than ``min_windows`` windows."""
-        held = self.windows_uv(channel_index, posture_id)
+        posture = self.current_posture(channel_index) if posture_id is None else posture_id
+        known = self._set_points.get((channel_index, posture))
+        if known is not None:
+            return known
+        held = self.windows_uv(channel_index, posture)
         if held.shape[0] < self.min_windows:
             return math.nan
         q = 50.0 if self.statistic is SetPointStatistic.MEDIAN else 25.0
-        return float(np.percentile(held, q))
+        value = self._set_points[channel_index, posture] = float(np.percentile(held, q))
+        return value
 
     def postures(self, channel_index: int) -> list[int]:
         """Posture ids a channel holds windows in, in the order first seen."""

@@ -185,11 +185,16 @@ class OrientationFusion:
         out = np.empty((len(ORIENTATION_CHANNELS), n))
         acc_rows = np.ascontiguousarray(acc.T)
         gyro_rows = np.ascontiguousarray(gyro.T)
+        quaternions = np.empty((n, 4), dtype=np.float32)  # what imufusion gives
+        linear_squared = np.empty(n, dtype=np.float32)
         for i in range(n):
             ahrs = self._ahrs if self._ahrs is not None else self._start(acc_rows[i])
             ahrs.update_no_magnetometer(gyro_rows[i], acc_rows[i])
-            out[QUATERNION_ROWS, i] = ahrs.get_quaternion()
-            out[LINEAR_ACCELERATION_ROW, i] = np.linalg.norm(ahrs.get_linear_acceleration())
+            quaternions[i] = ahrs.get_quaternion()
+            linear = ahrs.get_linear_acceleration()
+            linear_squared[i] = linear.dot(linear)
+        out[QUATERNION_ROWS] = quaternions.T
+        out[LINEAR_ACCELERATION_ROW] = np.sqrt(linear_squared)  # np.linalg.norm's float32 sum and root, per sample
         out[ANGULAR_RATE_ROW] = np.linalg.norm(gyro, axis=0)
         return Block(out_info, out, block.first_index, block.gap_before, block.received_at)
 

@@ -330,7 +330,7 @@ class MotionTracker:
         data = block.data
         h = self.tile_samples
         indices = np.arange(block.first_index, block.end_index) // h
-        starts = np.flatnonzero(np.r_[True, indices[1:] != indices[:-1]])
+        starts = np.flatnonzero(np.concatenate(([True], indices[1:] != indices[:-1])))
         records = np.empty((starts.shape[0], _N_COLUMNS))
         records[:, _RATE] = np.maximum.reduceat(data[ANGULAR_RATE_ROW], starts)
         records[:, _LINEAR] = np.maximum.reduceat(data[LINEAR_ACCELERATION_ROW], starts)
