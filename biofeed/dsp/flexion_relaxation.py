@@ -75,6 +75,7 @@ __all__ = [
     "analyze_flexion_relaxation",
     "analyze_flexion_relaxation_blocks",
     "find_flexion_cycles",
+    "rate_dps",
     "silence_limit_uv",
 ]
 
@@ -394,7 +395,23 @@ def _crossing_s(values: _Array, index: int, level: float, sample_rate_hz: float)
     return (index - 1 + min(max(fraction, 0.0), 1.0)) / sample_rate_hz
 
 
-def _rate_dps(angle_deg: _Array, sample_rate_hz: float, smoothing_s: float) -> _Array:
+def rate_dps(angle_deg: _Array, sample_rate_hz: float, smoothing_s: float) -> _Array:
+    """Angular rate in deg/s: the angle smoothed by a centred moving mean of ``smoothing_s``, differentiated.
+
+    Parameters
+    ----------
+    angle_deg : ndarray
+        Angle samples in degrees.
+    sample_rate_hz : float
+        Their rate.
+    smoothing_s : float
+        Length of the moving mean (rounded to an odd number of samples).
+
+    Returns
+    -------
+    ndarray
+        Rate in deg/s, one per sample.
+    """
     n = max(1, round(smoothing_s * sample_rate_hz)) | 1
     padded = np.pad(angle_deg, n // 2, mode="edge")
     smooth = np.convolve(padded, np.ones(n) / n, mode="valid")
@@ -434,7 +451,7 @@ def find_flexion_cycles(
     fs = float(sample_rate_hz)
     lumbar = None if lumbar_deg is None else np.asarray(lumbar_deg, dtype=np.float64)
     thoracic = angle if thoracic_deg is None else np.asarray(thoracic_deg, dtype=np.float64)
-    rate = _rate_dps(angle, fs, c.rate_smoothing_s)
+    rate = rate_dps(angle, fs, c.rate_smoothing_s)
     standing = (np.abs(angle) <= c.standing_deg) & (np.abs(rate) < c.still_rate_dps)
     spans = [(a, b) for a, b in _runs(standing) if b - a >= c.standing_hold_s * fs]
     cycles: list[FlexionCycle] = []

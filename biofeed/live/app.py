@@ -63,6 +63,7 @@ def run_live(
     duration_s: float | None = None,
     window_s: float = DEFAULT_WINDOW_S,
     lsl: bool = False,
+    protocol: str | None = None,
 ) -> int:
     """Show a device live; returns the exit code.
 
@@ -74,7 +75,8 @@ def run_live(
         Record from the first frame into this folder (else the window's Record button starts a
         recording in a new folder under ``BIOFEED_HOME``).
     client : str or None
-        Client pseudonym stored with recordings.
+        Client pseudonym: their calibration is applied, and each recording is stored with it and
+        filed as their session (:class:`~biofeed.live.session_plan.SessionPlan`).
     headless : bool
         The terminal status instead of the window.
     screenshot : Path or None
@@ -85,6 +87,9 @@ def run_live(
         Seconds of signal shown.
     lsl : bool
         Also publish on Lab Streaming Layer.
+    protocol : str or None
+        An exercise protocol (``calibration/protocols/NAME.toml``) whose cues are shown, and written
+        to the recording as they start.
 
     Raises
     ------
@@ -109,9 +114,12 @@ def run_live(
         use_window = False
     if use_window:
         import biofeed.live.window  # noqa: F401  (Qt loads before the port opens)
+    from biofeed.live.session_plan import SessionPlan
+
+    plan = SessionPlan(client, protocol)  # an unknown client or protocol is refused before the port opens
     source = open_source(device_url)
     recording = RecordingSwitch(device_url, client=client)
-    sinks: list[Sink] = []
+    sinks: list[Sink] = plan.sinks(recording, terminal=not use_window)
     result: AcquisitionResult | None = None
     try:
         if record_dir is not None:
@@ -120,11 +128,13 @@ def run_live(
             from biofeed.sinks.lsl_outlet import LslOutletSink
 
             sinks.append(LslOutletSink())
-        session = LiveSession(source, recording, ring=RingBufferSink(), duration_s=duration_s, sinks=sinks)
+        session = LiveSession(
+            source, recording, ring=RingBufferSink(), pipeline=plan.pipeline(), duration_s=duration_s, sinks=sinks
+        )
         if use_window:
             from biofeed.live.window import run_window
 
-            result = run_window(session, window_s=window_s, screenshot=screenshot)
+            result = run_window(session, window_s=window_s, screenshot=screenshot, setup=plan.add_panels)
         else:
             result = run_terminal(session, Console(highlight=False, soft_wrap=True))
     finally:
@@ -138,6 +148,7 @@ def run_live(
     if screenshot is not None:
         print(f"screenshot: {screenshot}")
     print(format_summary(result.stats))
+    plan.file_recordings(recording.paths)
     if result.error is not None:
         print(f"biofeed: error: {result.error} (everything received before it is recorded)", file=sys.stderr)
         return _EXIT_ERROR

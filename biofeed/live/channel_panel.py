@@ -23,8 +23,11 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from biofeed.live.columns import min_max_columns
+from biofeed.live.fixed_plot import fix_plot
 from biofeed.live.meter import RelaxationMeter
 from biofeed.live.qt import QtCore, QtWidgets, pg
+from biofeed.live.time_spans import TimeSpans
 from biofeed.live.trial_cards import TrialCard
 from biofeed.live.wording import phase_words, zone_limit_uv
 from biofeed.sinks.ring_buffer import ChannelState, MarkerNote, PhaseSpan
@@ -41,11 +44,13 @@ RELATIVE_TARGET = 0.8
 """SCIENCE.md 6.2: the rest after a trial must fall to 80 % of the set point before it."""
 
 _TRACE_PEN = pg.mkPen((90, 90, 90), width=1)
-_ENVELOPE_PEN = pg.mkPen((20, 20, 20), width=2)
+# 1 pixel wide: a wider pen is stroked as polygons, which took 3 ms a frame for the envelopes and angles
+_ENVELOPE_PEN = pg.mkPen((0, 0, 0), width=1)
 # No grid: pyqtgraph draws it with the axes, and over a scrolling plot (the axes redrawn every
 # frame) it took 3 of every 4 ms of a frame (measured, docs/live.md).
 _GROW, _SHRINK = 1.15, 0.6  # y-range hysteresis: rescale when the data outgrows it or uses < 60 %
 _ZONE_BOTTOM_UV = 0.01  # the zone is shaded from below any visible level
+_MIN_COLUMNS = 200  # pixel columns assumed before the plot is laid out
 
 
 class _LogAxis(pg.AxisItem):  # type: ignore[misc]  # pyqtgraph is untyped
@@ -87,15 +92,16 @@ class ChannelPanel(QtWidgets.QFrame):
         self.setFrameShape(QtWidgets.QFrame.Shape.StyledPanel)
         self._title = QtWidgets.QLabel(f"<b>{channel.channel}</b>  {channel.site}")
         self.phase_label = QtWidgets.QLabel("calibrating noise floor")
+        # a new phase's text must not ask the window for a new layout (that repaints all of it)
+        self.phase_label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
+        self.phase_label.setMinimumWidth(180)
+        self.phase_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.trace_plot = self.graphics.addPlot(row=0, col=0)
         self.envelope_plot = self.graphics.addPlot(row=1, col=0, axisItems={"left": _LogAxis("left")})
         for plot in (self.trace_plot, self.envelope_plot):
-            plot.setMouseEnabled(x=False, y=False)
-            plot.setMenuEnabled(False)
-            plot.hideButtons()
-            plot.disableAutoRange()
+            fix_plot(plot)
             plot.getAxis("left").setWidth(46)
         self.envelope_plot.setXLink(self.trace_plot)
         self.envelope_plot.setLogMode(x=False, y=True)
@@ -103,12 +109,11 @@ class ChannelPanel(QtWidgets.QFrame):
         self.trace_plot.setLabel("left", "sEMG \u00b5V")
         self.envelope_plot.setLabel("left", "RMS \u00b5V")
         self.envelope_plot.setLabel("bottom", "s (0 = now)")
-        self.trace_curve = pg.PlotDataItem(pen=_TRACE_PEN, connect="finite")
-        self.trace_curve.setClipToView(True)
-        self.trace_curve.setDownsampling(auto=True, method="peak")
+        # bare curves, given only what is drawn: the trace as the extremes of each pixel column, the
+        # envelope (log10 uV: the plot's log mode maps only PlotDataItems) clipped to the window
+        self.trace_curve = pg.PlotCurveItem(pen=_TRACE_PEN, connect="finite")
         self.trace_plot.addItem(self.trace_curve)
-        self.envelope_curve = pg.PlotDataItem(pen=_ENVELOPE_PEN, connect="finite")
-        self.envelope_curve.setClipToView(True)
+        self.envelope_curve = pg.PlotCurveItem(pen=_ENVELOPE_PEN, connect="finite")
         self.envelope_plot.addItem(self.envelope_curve)
         self.zone = pg.LinearRegionItem(
             (0.0, 0.0), orientation="horizontal", movable=False, brush=(46, 160, 67, 60), pen=pg.mkPen(None)
@@ -128,7 +133,13 @@ class ChannelPanel(QtWidgets.QFrame):
             item.setZValue(-5)
             item.setVisible(False)
             self.envelope_plot.addItem(item)
-        self._phase_items: list[tuple[pg.LinearRegionItem, pg.LinearRegionItem, str]] = []
+        # they rarely move, and the envelope drawn over them repaints them every frame
+        for item in (self.zone, self.set_point_band, self.floor_line, *self.zone.lines, *self.set_point_band.lines):
+            item.setCacheMode(QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.trace_spans, self.envelope_spans = TimeSpans(), TimeSpans()
+        self.trace_plot.addItem(self.trace_spans)
+        self.envelope_plot.addItem(self.envelope_spans)
+        self._span_phases: tuple[str, ...] = ()  # the phase of each span drawn
         self._marker_items: list[tuple[pg.InfiniteLine, str]] = []
         self._markers: tuple[MarkerNote, ...] = ()
         self._spans: list[PhaseSpan] = []
@@ -160,7 +171,8 @@ class ChannelPanel(QtWidgets.QFrame):
 
     def show_trace(self, times_s: npt.NDArray[np.float64], values_uv: npt.NDArray[np.float32]) -> None:
         """Draw the filtered sEMG (NaN: a break)."""
-        self.trace_curve.setData(times_s, values_uv)
+        columns = max(int(self.trace_plot.vb.width()), _MIN_COLUMNS)
+        self.trace_curve.setData(*min_max_columns(times_s, values_uv, -self._window_s, columns))
         if values_uv.size:
             peak = float(np.nanmax(np.abs(values_uv))) if np.isfinite(values_uv).any() else 0.0
             limit = _y_limit(self._trace_limit, max(peak, 5.0))
@@ -170,7 +182,10 @@ class ChannelPanel(QtWidgets.QFrame):
 
     def show_envelope(self, times_s: npt.NDArray[np.float64], values_uv: npt.NDArray[np.float32]) -> None:
         """Draw the 250 ms envelope (NaN: a break)."""
-        self.envelope_curve.setData(times_s, values_uv)
+        columns = max(int(self.envelope_plot.vb.width()), _MIN_COLUMNS)
+        x, y = min_max_columns(times_s, values_uv, -self._window_s, columns)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.envelope_curve.setData(x, np.where(y > 0, np.log10(y), np.nan))
         finite = values_uv[np.isfinite(values_uv) & (values_uv > 0)]
         peak = float(finite.max()) if finite.size else 0.0
         top = _y_limit(self._envelope_limit, max(peak, 1.5 * self._reference_line_uv(), 3.0))
@@ -181,7 +196,11 @@ class ChannelPanel(QtWidgets.QFrame):
             bottom = 0.7 * lowest
         if (top, bottom) != (self._envelope_limit, self._envelope_bottom):
             self._envelope_limit, self._envelope_bottom = top, bottom
-            self.envelope_plot.setYRange(math.log10(bottom), math.log10(max(top, 2 * bottom)), padding=0)
+            self.envelope_plot.setYRange(*self._envelope_log_range(), padding=0)
+
+    def _envelope_log_range(self) -> tuple[float, float]:
+        """The envelope plot's y range, log10 uV."""
+        return math.log10(self._envelope_bottom), math.log10(max(self._envelope_limit, 2 * self._envelope_bottom))
 
     def set_window(self, window_s: float) -> None:
         """Show the last ``window_s`` seconds: the x axis runs from ``-window_s`` to 0 (now)."""
@@ -245,31 +264,17 @@ class ChannelPanel(QtWidgets.QFrame):
         self._now_s = now_s
         oldest_s = now_s - self._window_s
         spans = [s for s in self._spans if s.end_s is None or s.end_s > oldest_s]
-        while len(self._phase_items) < len(spans):
-            pair = []
-            for plot in (self.trace_plot, self.envelope_plot):
-                region = pg.LinearRegionItem((0.0, 0.0), movable=False, pen=pg.mkPen(None))
-                region.setZValue(-10)
-                plot.addItem(region)
-                pair.append(region)
-            self._phase_items.append((pair[0], pair[1], ""))
-        for k, (trace_region, envelope_region, shown) in enumerate(self._phase_items):
-            visible = k < len(spans)
-            if trace_region.isVisible() != visible:
-                trace_region.setVisible(visible)
-                envelope_region.setVisible(visible)
-            if not visible:
-                continue
-            span = spans[k]
-            end_s = span.end_s if span.end_s is not None else max(now_s, span.start_s)
-            region = (span.start_s - now_s, end_s - now_s)
-            if shown != span.phase:
-                for item in (trace_region, envelope_region):
-                    item.setBrush(pg.mkBrush(PHASE_BRUSHES[span.phase]))
-                self._phase_items[k] = (trace_region, envelope_region, span.phase)
-            if trace_region.getRegion() != region:
-                trace_region.setRegion(region)
-                envelope_region.setRegion(region)
+        shown = [
+            (
+                max(s.start_s, oldest_s) - now_s,
+                (s.end_s if s.end_s is not None else max(now_s, s.start_s)) - now_s,
+                PHASE_BRUSHES[s.phase],
+            )
+            for s in spans
+        ]
+        self._span_phases = tuple(s.phase for s in spans)
+        self.trace_spans.set_spans(shown, -self._trace_limit, self._trace_limit)
+        self.envelope_spans.set_spans(shown, *self._envelope_log_range())
         markers = [m for m in self._markers if m.time_s > oldest_s]
         while len(self._marker_items) < len(markers):
             line = pg.InfiniteLine(
@@ -313,12 +318,10 @@ class ChannelPanel(QtWidgets.QFrame):
     def phase_regions(self) -> list[tuple[str, float, float]]:
         """The phase regions drawn: (phase, start_s, end_s), seconds from the time origin."""
         now_s = self._now_s or 0.0
-        regions = []
-        for trace_region, _, phase in self._phase_items:
-            if trace_region.isVisible() and phase:
-                start, end = trace_region.getRegion()
-                regions.append((phase, now_s + float(start), now_s + float(end)))
-        return regions
+        return [
+            (phase, now_s + start, now_s + end)
+            for phase, (start, end, _) in zip(self._span_phases, self.trace_spans.spans, strict=True)
+        ]
 
     def marker_times_s(self) -> list[float]:
         """Times of the marker lines drawn, seconds from the time origin."""

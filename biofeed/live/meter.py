@@ -5,6 +5,9 @@ noise-corrected uV) against the set point before the current trial, 80 % of it (
 criterion of SCIENCE.md 6.2), and the true-relaxation zone ``<= max(2 uV, 1.5 x floor)`` shaded
 green (6.1). The bar is green inside the zone, teal below 80 % of the set point, amber below the set
 point and red above it. Until the noise floor is fixed it says so instead.
+
+With an IMU, a line above the floor says the posture, and while a trial is open whether the trunk is
+still in the posture the trial began in (green within 3 deg, red beyond: such a trial is rejected).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import math
 
 from biofeed.live.qt import QtCore, QtGui, QtWidgets
-from biofeed.live.wording import format_uv, zone_limit_uv
+from biofeed.live.wording import PostureMatch, format_uv, zone_limit_uv
 
 __all__ = ["RelaxationMeter"]
 
@@ -24,6 +27,7 @@ _COLOURS = {
     "below": QtGui.QColor(230, 160, 0),
     "above": QtGui.QColor(210, 60, 50),
 }
+_POSTURE_COLOURS = {True: QtGui.QColor(30, 130, 50), False: QtGui.QColor(200, 40, 30)}
 
 
 class RelaxationMeter(QtWidgets.QWidget):
@@ -35,6 +39,8 @@ class RelaxationMeter(QtWidgets.QWidget):
         What is drawn (noise-corrected uV); None when unknown.
     status : str
         Words under the number (``calibrating noise floor``, ``-28% vs set point`` ...).
+    posture : PostureMatch or None
+        The posture-match indicator (None without an IMU).
     """
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -44,6 +50,7 @@ class RelaxationMeter(QtWidgets.QWidget):
         self.floor_uv: float | None = None
         self.limit_uv: float | None = None
         self.status = "calibrating noise floor"
+        self.posture: PostureMatch | None = None
         self.setMinimumHeight(150)
         self.setFixedWidth(155)
 
@@ -60,6 +67,14 @@ class RelaxationMeter(QtWidgets.QWidget):
         if values == (self.level_uv, self.reference_uv, self.floor_uv, self.limit_uv, self.status):
             return
         self.level_uv, self.reference_uv, self.floor_uv, self.limit_uv, self.status = values
+        self.update()
+
+    def set_posture(self, posture: PostureMatch | None) -> None:
+        """Set the posture-match indicator; repaints only when it changed."""
+        if posture == self.posture:
+            return
+        self.posture = posture
+        self.setToolTip(posture.text if posture is not None else "")
         self.update()
 
     @property
@@ -111,6 +126,13 @@ class RelaxationMeter(QtWidgets.QWidget):
         painter.drawText(QtCore.QRectF(0, number_height, width, line), QtCore.Qt.AlignmentFlag.AlignCenter, self.status)
         top = number_height + line + 6
         bottom = height - line - 4
+        if self.posture is not None:
+            bottom -= line
+            matched = self.posture.matched
+            painter.setPen(_POSTURE_COLOURS[matched] if matched is not None else text_colour)
+            painter.drawText(
+                QtCore.QRectF(0, bottom + 2, width, line), QtCore.Qt.AlignmentFlag.AlignCenter, self.posture.short
+            )
         bar_left, bar_width = 10, 40
         if bottom - top < 20:
             painter.end()

@@ -20,8 +20,10 @@ from biofeed.live.session import LiveSession
 from biofeed.live.wording import (
     channel_warnings,
     device_warnings,
+    flexion_phase_words,
     format_uv,
     phase_words,
+    posture_match,
     status_line,
     summarize_trial,
     zone_limit_uv,
@@ -30,7 +32,7 @@ from biofeed.protocol.decoder import DecoderStats
 from biofeed.runner import AcquisitionResult
 from biofeed.sinks.ring_buffer import ChannelState, LiveState
 
-__all__ = ["TerminalStatus", "channel_line", "run_terminal", "trial_card_lines"]
+__all__ = ["TerminalStatus", "channel_line", "run_terminal", "trial_card_lines", "trunk_line"]
 
 _VERDICT_STYLE = {
     "true": "bold green",
@@ -41,8 +43,12 @@ _VERDICT_STYLE = {
 }
 
 
-def channel_line(channel: ChannelState) -> str:
-    """One channel: phase, live level, set point before the trial, floor, zone, last verdict."""
+def channel_line(channel: ChannelState, state: LiveState | None = None) -> str:
+    """One channel: phase, live level, set point before the trial, floor, zone, last verdict.
+
+    With the session's ``state`` and an IMU, also the posture-match indicator (the posture, or
+    whether the trunk is still in the posture the open trial began in).
+    """
     parts = [f"{channel.channel:<10}", f"{phase_words(channel):<12}"]
     parts.append(f"level {format_uv(channel.envelope_corrected_uv)}")
     parts.append(f"set point {format_uv(channel.set_point_uv)}")
@@ -53,7 +59,16 @@ def channel_line(channel: ChannelState) -> str:
         parts.append(f"zone \u2264 {format_uv(zone_limit_uv(channel.noise_floor_uv))}")
     if channel.trials:
         parts.append(f"last: {summarize_trial(channel.trials[-1]).verdict}")
+    posture = posture_match(channel, state) if state is not None else None
+    if posture is not None:
+        parts.append(posture.short)
     return "  ".join(parts)
+
+
+def trunk_line(state: LiveState) -> str | None:
+    """The phase of a flexion-relaxation cycle, when the trunk angles show one (else None)."""
+    words = flexion_phase_words(state)
+    return None if words is None else f"trunk      flexion-relaxation: {words}"
 
 
 def trial_card_lines(trial: dict[str, object], number: int) -> list[str]:
@@ -121,7 +136,10 @@ class TerminalStatus:
             if warning not in self._warnings:
                 self.console.print(Text(f"warning: {warning}", style="yellow"))
         self._warnings = set(warnings)
-        lines = [status_line(state, stats, recording_path), *(channel_line(c) for c in state.channels)]
+        lines = [status_line(state, stats, recording_path), *(channel_line(c, state) for c in state.channels)]
+        trunk = trunk_line(state)
+        if trunk is not None:
+            lines.append(trunk)
         if self._live is not None:
             self._live.update(Group(*(Text(line) for line in lines)))
         elif state.now_s is not None and state.now_s >= self._next_status_s:
@@ -137,7 +155,7 @@ class TerminalStatus:
             self._live = None
         self.console.print(status_line(state, stats, recording_path), highlight=False)
         for channel in state.channels:
-            self.console.print(channel_line(channel), highlight=False)
+            self.console.print(channel_line(channel, state), highlight=False)
         if state.trials:
             self.console.print(_history_table(state))
         else:

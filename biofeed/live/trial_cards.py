@@ -58,7 +58,12 @@ class TrialCard(QtWidgets.QFrame):
         layout.setContentsMargins(6, 3, 6, 3)
         layout.addLayout(headline, 2)
         layout.addWidget(self._details, 3)
-        self.setMinimumHeight(64)
+        # fixed size: a new card's text must not ask the window for a new layout (that repaints the
+        # whole window, the slowest frames in the benchmark); the headline keeps its lines' heights
+        self.setFixedHeight(72)
+        for label in (self._title, self._verdict):
+            label.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Fixed)
+        self._details.setSizePolicy(QtWidgets.QSizePolicy.Policy.Ignored, QtWidgets.QSizePolicy.Policy.Ignored)
 
     @property
     def verdict_text(self) -> str:

@@ -10,6 +10,16 @@ the rule :func:`~biofeed.dsp.imu.trunk_motion.track_trunk` applies offline, with
 angles are 0 in the posture held at calibration (upright standing when a session starts that way;
 lying, when it starts lying), and the flexion axis is each sensor's y axis (no functional
 calibration live). Nothing here runs in the GUI thread.
+
+When the calibration posture was upright (:func:`~biofeed.dsp.imu.gate.describe_posture`: standing or
+upright), the lumbar flexion angle (trunk inclination with one IMU) also goes through a
+:class:`~biofeed.dsp.flexion_phase.FlexionPhaseTracker`, and each change of the phase of a
+flexion-relaxation cycle is written to the target as a ``flexion_phase`` event (``phase``: a name of
+:data:`~biofeed.dsp.flexion_phase.PHASES` or None when unknown; ``sample_index`` in the angle
+stream, ``time_s`` in device seconds). It is for the view only: the recording does not get it. The
+phase is unknown (None) while the trunk is not where the test is done: the last ``window`` event's
+posture lying or sitting, or the thoracic segment reclined more than 30 deg backwards (lying down,
+before the posture label follows): there the lumbar angle is near 0 without anyone standing.
 """
 
 from __future__ import annotations
@@ -22,12 +32,15 @@ import numpy as np
 import numpy.typing as npt
 
 from biofeed.blocks import AnalysisEvent, Block, DeviceInfo, DeviceStatus, LinkEvent, Marker, StreamInfo
+from biofeed.dsp.flexion_phase import UNKNOWN, FlexionPhaseTracker, phase_name
 from biofeed.dsp.imu.angles import TrunkAngles
 from biofeed.dsp.imu.bias import GyroBiasTracker
 from biofeed.dsp.imu.calibration import UprightCalibration, calibrate_upright
 from biofeed.dsp.imu.channels import imu_rows
 from biofeed.dsp.imu.fusion import ANGULAR_RATE_ROW, LINEAR_ACCELERATION_ROW, QUATERNION_ROWS, OrientationFusion
+from biofeed.dsp.imu.gate import UPRIGHT_TILT_DEG, describe_posture
 from biofeed.dsp.imu.motion import QuasiStaticCriteria
+from biofeed.dsp.imu.posture import Posture
 from biofeed.dsp.imu.trunk_motion import CALIBRATION_MIN_S, SACRAL_STREAM, THORACIC_STREAM
 
 __all__ = ["BlockTarget", "TrunkAngleSink", "pick_imu_streams"]
@@ -38,11 +51,16 @@ _Array = npt.NDArray[np.float64]
 Item = Block | DeviceInfo | Marker | DeviceStatus | LinkEvent | AnalysisEvent
 
 
-class BlockTarget(Protocol):
-    """Where the angle blocks go (the ring buffer)."""
+_UPRIGHT_POSTURES = ("standing", "upright")  # calibrated there, a flexion angle is a forward bend
+_PHASE_ANGLES = ("lumbar_flexion", "thoracic_inclination")  # what the phase is tracked on, by preference
+_NOT_TESTED_POSTURES = ("lying", "sitting")
 
-    def write(self, item: Block) -> None:
-        """Take one block."""
+
+class BlockTarget(Protocol):
+    """Where the angle blocks and phase events go (the ring buffer)."""
+
+    def write(self, item: Block | AnalysisEvent) -> None:
+        """Take one block or event."""
         ...
 
 
@@ -101,6 +119,8 @@ class TrunkAngleSink:
     ----------
     calibration : UprightCalibration or None
         None until the first still stretch.
+    calibration_posture : str or None
+        :func:`~biofeed.dsp.imu.gate.describe_posture` of the calibration (None before it).
     """
 
     def __init__(
@@ -116,6 +136,12 @@ class TrunkAngleSink:
         self.calibration_s = calibration_s
         self.quasi_static = quasi_static or QuasiStaticCriteria()
         self.calibration: UprightCalibration | None = None
+        self.calibration_posture: str | None = None
+        self._phases: FlexionPhaseTracker | None = None
+        self._phase_start = 0  # angle index of the tracker's first sample
+        self._phase_next: int | None = None  # the angle index the tracker expects next
+        self._code = UNKNOWN  # the phase code last written
+        self._posture: str | None = None  # of the last window event
         self._chains: dict[str, _Chain] = {}
         self._order: tuple[str, ...] = ()
         self._angles: TrunkAngles | None = None
@@ -127,6 +153,8 @@ class TrunkAngleSink:
             self._on_device(item)
         elif isinstance(item, Block) and item.info.name in self._chains and item.n_samples:
             self._on_imu(item)
+        elif isinstance(item, AnalysisEvent) and item.data.get("type") == "window":
+            self._posture = item.data.get("posture")
 
     def close(self) -> None:
         """Nothing to release."""
@@ -142,7 +170,11 @@ class TrunkAngleSink:
             name: _Chain(GyroBiasTracker(self._rate_hz), OrientationFusion(self._rate_hz)) for name in order
         }
         self.calibration = None
+        self.calibration_posture = None
         self._angles = None
+        self._phases = None
+        self._phase_next = None
+        self._code = UNKNOWN
 
     def _on_imu(self, block: Block) -> None:
         chain = self._chains[block.info.name]
@@ -152,6 +184,8 @@ class TrunkAngleSink:
             angles = self._angles.process(orientation)
             if angles.n_samples:
                 self.target.write(angles)
+                if self._phases is not None:
+                    self._track_phase(self._phases, angles)
             return
         acc, _ = imu_rows(block.info).split(corrected.data)
         self._extend_quiet_run(chain, block, acc, orientation.data)
@@ -202,5 +236,46 @@ class TrunkAngleSink:
                 chain.run_acc, chain.run_quaternions, chain.run_length = [], [], 0
             return
         self._angles = TrunkAngles(self.calibration, *(f"{name}_orientation" for name in self._order))
+        up = {role: acc.mean(axis=1) for role, (acc, _) in zip(("thoracic", "sacral"), spans, strict=False)}
+        self.calibration_posture = describe_posture(Posture.from_up_vectors(up, self.calibration.start_s, end_s))
+        if self.calibration_posture in _UPRIGHT_POSTURES:
+            self._phases = FlexionPhaseTracker(self._rate_hz)
         for chain in self._chains.values():
             chain.run_acc, chain.run_quaternions = [], []
+
+    def _track_phase(self, tracker: FlexionPhaseTracker, angles: Block) -> None:
+        """Feed the flexion angle to the tracker; write an event for each change of phase."""
+        names = [c.name for c in angles.info.channels]
+        row = names.index(next(name for name in _PHASE_ANGLES if name in names))
+        thoracic = angles.data[names.index("thoracic_inclination")]
+        if self._posture in _NOT_TESTED_POSTURES or thoracic.min() < -UPRIGHT_TILT_DEG:
+            self._phase_next = None  # start again when back
+            self._write_phase(angles, angles.first_index, UNKNOWN)
+            return
+        if angles.gap_before or angles.first_index != self._phase_next:
+            tracker.reset()
+            self._phase_start = angles.first_index
+        self._phase_next = angles.end_index
+        first = self._phase_start + tracker.n_labelled
+        codes = tracker.process(angles.data[row])
+        before = np.concatenate(([self._code], codes[:-1]))
+        for k in np.flatnonzero(codes != before):
+            self._write_phase(angles, first + int(k), int(codes[k]))
+
+    def _write_phase(self, angles: Block, index: int, code: int) -> None:
+        """Write a ``flexion_phase`` event when ``code`` differs from the last one written."""
+        if code == self._code:
+            return
+        self._code = code
+        self.target.write(
+            AnalysisEvent(
+                {
+                    "type": "flexion_phase",
+                    "stream": angles.info.name,
+                    "channel": None,
+                    "sample_index": index,
+                    "time_s": index / angles.info.sample_rate_hz,
+                    "phase": phase_name(code),
+                }
+            )
+        )

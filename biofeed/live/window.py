@@ -32,7 +32,7 @@ from biofeed.live.qt import QtCore, QtGui, QtWidgets, application
 from biofeed.live.session import HOST_MARKER_CODES, MAX_MARKER_LABEL, LiveSession
 from biofeed.live.trial_cards import TrialHistory
 from biofeed.live.trunk_panel import TrunkPanel
-from biofeed.live.wording import channel_warnings, device_warnings, status_line
+from biofeed.live.wording import channel_warnings, device_warnings, posture_match, status_line
 from biofeed.protocol.decoder import DecoderStats
 from biofeed.runner import AcquisitionResult
 from biofeed.sinks.ring_buffer import ChannelState, LiveState, RingBufferSink, StreamWindow
@@ -436,6 +436,8 @@ class LiveWindow(QtWidgets.QMainWindow):
             for key, panel in self.panels.items():
                 if key not in self._hidden:
                     panel.show_time(now_s)
+            if self.trunk.isVisible():
+                self.trunk.show_time(now_s)
             self._display_now_s = now_s
         if state.version != self._state_version:
             self._state_version = state.version
@@ -447,7 +449,8 @@ class LiveWindow(QtWidgets.QMainWindow):
 
     def _draw_stream(self, name: str, window: StreamWindow, times_s: npt.NDArray[np.float64]) -> None:
         if name == _TRUNK_STREAM:
-            self.trunk.setVisible(True)
+            if self.trunk.isHidden():
+                self.trunk.setVisible(True)
             self.trunk.show_angles(window, times_s)
             return
         stream, _, kind = name.rpartition(".")
@@ -467,7 +470,9 @@ class LiveWindow(QtWidgets.QMainWindow):
             if panel is not None:
                 number = numbers.get(id(channel.trials[-1]), len(channel.trials)) if channel.trials else 0
                 panel.show_state(channel, state.markers, number)
+                panel.meter.set_posture(posture_match(channel, state))
         self.history.set_trials(state.trials)
+        self.trunk.show_flexion_phase(state.flexion_phase, state.flexion_phases)
         warnings = device_warnings(state)
         for channel in state.channels:
             warnings += channel_warnings(channel, state.now_s)
@@ -490,6 +495,15 @@ class LiveWindow(QtWidgets.QMainWindow):
             text += " | DISPLAY PAUSED (acquisition goes on)"
         self._status.setText(text)
         self._sync_record_action()
+
+    def add_panel(self, panel: QtWidgets.QWidget, refresh: Callable[[], object] | None = None) -> None:
+        """Show ``panel`` above the signals (exercise cues, guided calibration), ``refresh`` on the poll timer."""
+        central = self.centralWidget()
+        layout = central.layout() if central is not None else None
+        if isinstance(layout, QtWidgets.QBoxLayout):
+            layout.insertWidget(layout.count() - 1, panel)
+        if refresh is not None:
+            self._timer.timeout.connect(refresh)
 
     def closeEvent(self, event: QtGui.QCloseEvent) -> None:  # noqa: N802  (Qt's name)
         """Stop polling and say so."""
@@ -533,6 +547,7 @@ def run_window(
     window_s: float = DEFAULT_WINDOW_S,
     screenshot: Path | None = None,
     size: tuple[int, int] = (1500, 950),
+    setup: Callable[[LiveWindow], object] | None = None,
 ) -> AcquisitionResult:
     """Run a live session in the window; returns how acquisition ended.
 
@@ -549,11 +564,15 @@ def run_window(
         Save the window there once acquisition has ended, then close.
     size : tuple of int
         Window size in pixels.
+    setup : callable, optional
+        Called with the window before acquisition starts (to add panels, :meth:`LiveWindow.add_panel`).
     """
     app = application()
     window = LiveWindow(session.ring, controls=session, window_s=window_s)
     window.resize(*size)
     window.closed.connect(app.quit)
+    if setup is not None:
+        setup(window)
     window.show()
     failure: list[BaseException] = []
 

@@ -14,18 +14,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from biofeed.dsp.imu.posture import POSTURE_TOLERANCE_DEG, compare_postures
 from biofeed.dsp.pandiculation import TrialCriteria
 from biofeed.protocol.decoder import DecoderStats
 from biofeed.sinks.ring_buffer import ChannelState, LiveState
 
 __all__ = [
     "FAULT_WORDS",
+    "FLEXION_PHASE_WORDS",
     "VERDICT_WORDS",
+    "PostureMatch",
     "TrialSummary",
     "channel_warnings",
     "device_warnings",
+    "flexion_phase_words",
     "format_uv",
     "phase_words",
+    "posture_match",
     "status_line",
     "summarize_trial",
     "verdict_words",
@@ -48,6 +53,14 @@ FAULT_WORDS: dict[str, str] = {
 }
 """Signal faults (:class:`biofeed.dsp.quality.FaultKind`) in words."""
 
+FLEXION_PHASE_WORDS: dict[str, str] = {
+    "standing": "standing",
+    "flexing": "flexing",
+    "full_flexion": "full flexion",
+    "extending": "extending",
+}
+"""Phases of a flexion-relaxation cycle (:data:`biofeed.dsp.flexion_phase.PHASES`) in words."""
+
 _CRITERIA = TrialCriteria()
 _BOARD_LIMITED_PREFIX = "already relaxed"  # the verdict reason when the floor hides any drop
 _FAULT_SHOWN_S = 30.0  # a signal fault stays on screen this long after it ended (device seconds)
@@ -69,6 +82,9 @@ def verdict_words(trial: Mapping[str, Any]) -> str:
     """The verdict of one ``trial`` event in words (the module docstring lists them)."""
     verdict = str(trial.get("verdict"))
     reason = str(trial.get("verdict_reason") or "")
+    change = trial.get("posture_change_deg")
+    if verdict == "rejected" and reason.startswith("posture changed") and change is not None:
+        return f"rejected: posture changed by {float(change):.1f} deg"
     if verdict == "rejected":
         return f"rejected: {reason}" if reason else "rejected"
     if verdict == "not_measurable" and not reason.startswith(_BOARD_LIMITED_PREFIX):
@@ -152,6 +168,61 @@ def summarize_trial(trial: Mapping[str, Any]) -> TrialSummary:
         verdict=verdict_words(trial),
         verdict_kind=str(trial.get("verdict")),
         reason=str(trial.get("verdict_reason") or ""),
+    )
+
+
+def flexion_phase_words(state: LiveState) -> str | None:
+    """The phase of a flexion-relaxation cycle now, in words (None when unknown or without an IMU)."""
+    return FLEXION_PHASE_WORDS.get(state.flexion_phase or "")
+
+
+@dataclass(frozen=True)
+class PostureMatch:
+    """Whether the trunk is in the posture the open trial began in (SCIENCE.md 6: > 3 deg rejects).
+
+    Attributes
+    ----------
+    matched : bool or None
+        None when there is nothing to compare (no trial open, or its posture unknown).
+    change_deg : float or None
+        Largest tilt change of a trunk segment since the 30 s before the trial's onset.
+    short : str
+        A few words for the meter.
+    text : str
+        The sentence (tooltip, terminal).
+    """
+
+    matched: bool | None
+    change_deg: float | None
+    short: str
+    text: str
+
+
+def posture_match(channel: ChannelState, state: LiveState) -> PostureMatch | None:
+    """The posture-match indicator of one channel (None without an IMU)."""
+    label = channel.posture or "posture unknown"
+    if channel.posture is None and state.posture_now is None:
+        return None
+    before, now = channel.trial_posture_before, state.posture_now
+    if not channel.trial_open or before is None or now is None:
+        return PostureMatch(None, None, label, f"posture: {label}")
+    comparison = compare_postures(before, now)
+    change = comparison.difference_deg
+    began = channel.trial_posture or "an unknown posture"
+    if comparison.matched:
+        return PostureMatch(
+            True,
+            change,
+            f"\u2713 same posture ({change:.1f}\u00b0)",
+            f"posture as at the trial's start ({began}): {change:.1f} deg apart",
+        )
+    labels = f" ({began} \u2192 {label})" if channel.trial_posture_id != channel.posture_id else ""
+    return PostureMatch(
+        False,
+        change,
+        f"\u2717 posture changed {change:.0f}\u00b0",
+        f"posture changed by {change:.1f} deg since the trial began{labels}: more than "
+        f"{POSTURE_TOLERANCE_DEG:g} deg rejects the trial",
     )
 
 

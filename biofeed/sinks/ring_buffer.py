@@ -13,7 +13,12 @@ writes every item into it and never waits for a reader. It keeps
   the recent phase spans, the session's trials, signal faults, ECG subtraction, contact and clipping
   from the device's STATUS;
 - the device: its INFO, battery, link state, markers, warnings, samples lost, measured rates, and the
-  sample-to-envelope latency of the acquisition path.
+  sample-to-envelope latency of the acquisition path;
+- with an IMU: the posture of the trunk now (the "up" direction of each trunk segment, from the last
+  ``trunk_angles`` block) and, per channel, its posture label (``window`` events) and the posture over
+  the 30 s before the open trial's onset, for the posture-match indicator; the phase of a
+  flexion-relaxation cycle (``flexion_phase`` events of :class:`~biofeed.live.trunk.TrunkAngleSink`,
+  ``time_s`` in device seconds).
 
 A reader calls :meth:`RingBufferSink.poll`: it gets copies (never views of the rings) and version
 counters, so a GUI redraws only what changed. Old samples are overwritten; the recording, fed by the
@@ -39,9 +44,13 @@ import numpy as np
 import numpy.typing as npt
 
 from biofeed.blocks import AnalysisEvent, Block, DeviceInfo, DeviceStatus, LinkEvent, Marker, StreamInfo
+from biofeed.dsp.imu.posture import Posture
+from biofeed.dsp.pandiculation import PRE_POSTURE_S
 
 __all__ = [
     "DEFAULT_CAPACITY_S",
+    "TILT_ROWS",
+    "TRUNK_ANGLES_STREAM",
     "ChannelState",
     "LiveSnapshot",
     "LiveState",
@@ -61,6 +70,15 @@ _MAX_WARNINGS = 50
 _ARRIVALS_KEPT = 512  # raw blocks remembered for the latency lookup (5 s of 10 ms packets)
 _RATE_WINDOW_S = 5.0  # host seconds over which receive rates are measured
 _LATENCIES_KEPT = 1000
+_SAME_ONSET_S = 1.0  # a trial event dated this close to the open contraction's onset closes it
+
+TRUNK_ANGLES_STREAM = "trunk_angles"
+"""The stream :class:`~biofeed.dsp.imu.angles.TrunkAngles` writes."""
+TILT_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("thoracic", "thoracic_inclination", "thoracic_lateral_inclination"),
+    ("sacral", "sacral_inclination", "sacral_lateral_inclination"),
+)
+"""Per trunk segment: its name and its sagittal and lateral inclination rows in ``trunk_angles``."""
 
 Item = Block | DeviceInfo | Marker | DeviceStatus | LinkEvent | AnalysisEvent
 
@@ -124,6 +142,19 @@ class ChannelState:
         Flags of the device's last STATUS for this channel.
     ecg_subtracting : bool
         QRS template subtraction is on.
+    posture : str or None
+        Label of the current posture (the last ``window`` event's; None without an IMU).
+    posture_id : int or None
+        Its id.
+    trial_open : bool
+        A contraction began from rest and neither its ``trial`` nor a ``movement_artifact`` event has
+        come yet.
+    trial_onset_s : float or None
+        Onset of the last contraction begun from rest, seconds from the time origin.
+    trial_posture, trial_posture_id : str or int or None
+        The posture then.
+    trial_posture_before : Posture or None
+        The trunk's posture over the 30 s before that onset (None without trunk angles then).
     """
 
     stream: str
@@ -144,6 +175,13 @@ class ChannelState:
     lead_off: bool = False
     saturated: bool = False
     ecg_subtracting: bool = False
+    posture: str | None = None
+    posture_id: int | None = None
+    trial_open: bool = False
+    trial_onset_s: float | None = None
+    trial_posture: str | None = None
+    trial_posture_id: int | None = None
+    trial_posture_before: Posture | None = None
 
     @property
     def key(self) -> str:
@@ -204,6 +242,14 @@ class LiveState:
     latency_s : float or None
         Median sample-to-envelope latency of the last second's envelope values (arrival of the
         newest sample an envelope value covers -> the value in this buffer).
+    posture_now : Posture or None
+        The trunk's posture over the last ``trunk_angles`` block (None without trunk angles); compare
+        it with :func:`~biofeed.dsp.imu.posture.compare_postures`.
+    flexion_phase : str or None
+        Phase of a flexion-relaxation cycle (:data:`biofeed.dsp.flexion_phase.PHASES`); None when
+        unknown or without trunk angles.
+    flexion_phases : tuple of PhaseSpan
+        Its spans within the capacity, oldest first.
     closed : bool
         The acquisition has ended.
     """
@@ -225,6 +271,9 @@ class LiveState:
     rates_hz: dict[str, float] = field(default_factory=dict)
     latest_index: dict[str, int] = field(default_factory=dict)
     latency_s: float | None = None
+    posture_now: Posture | None = None
+    flexion_phase: str | None = None
+    flexion_phases: tuple[PhaseSpan, ...] = ()
     closed: bool = False
 
     def channel(self, key: str) -> ChannelState | None:
@@ -349,6 +398,30 @@ class _RawStream:
     samples_lost: int = 0
     arrivals: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=_ARRIVALS_KEPT))
     received: deque[tuple[float, int]] = field(default_factory=deque)  # (host time, samples) for the rate
+    n_received: int = 0  # samples in ``received``
+
+
+def _posture(angles: Block, use: npt.NDArray[np.bool_]) -> Posture | None:
+    """The mean "up" of each trunk segment over the samples ``use`` of a ``trunk_angles`` block.
+
+    Sagittal ``s`` and lateral ``l`` inclination put "up" at ``(cos l cos s, -sin l cos s, sin s)`` in
+    body coordinates (:func:`~biofeed.dsp.imu.angles.segment_inclination_deg`): well defined lying
+    too, where ``l`` is not.
+    """
+    names = [c.name for c in angles.info.channels]
+    up = {}
+    for segment, sagittal, lateral in TILT_ROWS:
+        if sagittal in names and lateral in names:
+            s = np.radians(angles.data[names.index(sagittal), use])
+            lat = np.radians(angles.data[names.index(lateral), use])
+            up[segment] = np.array(
+                [np.mean(np.cos(lat) * np.cos(s)), np.mean(-np.sin(lat) * np.cos(s)), np.mean(np.sin(s))]
+            )
+    fs = angles.info.sample_rate_hz
+    try:
+        return Posture.from_up_vectors(up, angles.first_index / fs, angles.end_index / fs)
+    except ValueError:  # no segment, or opposite directions averaging to nothing
+        return None
 
 
 def _optional_float(value: Any) -> float | None:
@@ -451,6 +524,8 @@ class RingBufferSink:
                 ring.append(block)
         if name.endswith(_ENVELOPE_SUFFIX) and block.n_samples:
             self._on_envelope(block)
+        if name == TRUNK_ANGLES_STREAM and block.n_samples:
+            self._fields["posture_now"] = _posture(block, np.ones(block.n_samples, dtype=bool))
         if block.n_samples:
             end_s = (block.end_index - 1) / info.sample_rate_hz
             if self._origin_s is not None:
@@ -469,8 +544,9 @@ class RingBufferSink:
         if math.isfinite(block.received_at):
             raw.arrivals.append((block.end_index, block.received_at))
             raw.received.append((block.received_at, block.n_samples))
+            raw.n_received += block.n_samples
             while raw.received and raw.received[0][0] < block.received_at - _RATE_WINDOW_S:
-                raw.received.popleft()
+                raw.n_received -= raw.received.popleft()[1]
 
     def _ensure_channels(self, info: StreamInfo) -> None:
         for channel in info.channels:
@@ -541,6 +617,9 @@ class RingBufferSink:
 
     def _on_event(self, event: Mapping[str, Any]) -> None:
         kind = event.get("type")
+        if kind == "flexion_phase":
+            self._on_flexion_phase(event)
+            return
         if kind == "warning":
             self._warnings.append(str(event.get("text", "")))
             return
@@ -564,13 +643,17 @@ class RingBufferSink:
                 trial_reference_uv=reference,
                 level_uv=_optional_float(event.get("level_uv")),
                 level_rest=bool(event.get("rest", True)),
+                posture=event.get("posture"),
+                posture_id=event.get("posture_id"),
             )
         elif kind == "phase":
             state = self._on_phase(state, str(event.get("phase")), time_s)
         elif kind == "trial":
             trial = dict(event)
-            state = replace(state, trials=(*state.trials, trial))
+            state = replace(state, trials=(*state.trials, trial), trial_open=self._still_open(state, time_s))
             self._trials.append(trial)
+        elif kind == "movement_artifact":  # the contraction was a movement, not a trial
+            state = replace(state, trial_open=self._still_open(state, time_s))
         elif kind == "signal_fault":
             state = replace(state, faults=(*state.faults[-(_MAX_FAULTS - 1) :], dict(event)))
         elif kind == "ecg":
@@ -591,13 +674,52 @@ class RingBufferSink:
         if self._now_s is not None:
             oldest_s = self._now_s - self.capacity_s
             spans = [s for s in spans if s.end_s is None or s.end_s >= oldest_s]
-        reference, n_contractions = state.trial_reference_uv, state.n_contractions
-        if phase == "contraction" and state.phase in ("calibrating", "rest"):
-            reference = state.set_point_uv  # the rest after this trial is judged against this
-            n_contractions += 1
-        return replace(
-            state, phase=phase, phases=tuple(spans), trial_reference_uv=reference, n_contractions=n_contractions
-        )
+        previous = state.phase
+        state = replace(state, phase=phase, phases=tuple(spans))
+        if phase == "contraction" and previous in ("calibrating", "rest"):
+            state = replace(
+                state,
+                trial_reference_uv=state.set_point_uv,  # the rest after this trial is judged against this
+                n_contractions=state.n_contractions + 1,
+                trial_open=True,
+                trial_onset_s=time_s,
+                trial_posture=state.posture,
+                trial_posture_id=state.posture_id,
+                trial_posture_before=self._posture_between(time_s - PRE_POSTURE_S, time_s),
+            )
+        return state
+
+    @staticmethod
+    def _still_open(state: ChannelState, onset_s: float) -> bool:
+        """Whether the channel's open trial stays open after a trial or artifact event dated ``onset_s``."""
+        onset = state.trial_onset_s
+        return state.trial_open and not (onset is not None and abs(onset_s - onset) <= _SAME_ONSET_S)
+
+    def _posture_between(self, start_s: float, end_s: float) -> Posture | None:
+        """The trunk's mean posture over [start_s, end_s] (seconds from the origin); None when unknown."""
+        ring = self._rings.get(TRUNK_ANGLES_STREAM)
+        if ring is None or self._origin_s is None:
+            return None
+        rate = ring.info.sample_rate_hz
+        index, data = ring.since(math.floor((start_s + self._origin_s) * rate))
+        inside = (index <= (end_s + self._origin_s) * rate) & np.isfinite(data).all(axis=0)
+        block = Block(ring.info, data.astype(np.float64), int(index[0]) if index.size else 0)
+        return _posture(block, inside) if inside.any() else None
+
+    def _on_flexion_phase(self, event: Mapping[str, Any]) -> None:
+        if self._origin_s is None:
+            return
+        phase = event.get("phase")
+        time_s = float(event["time_s"]) - self._origin_s
+        spans = list(self._fields.get("flexion_phases", ()))
+        if spans and spans[-1].end_s is None:
+            spans[-1] = replace(spans[-1], end_s=time_s)
+        if phase is not None:
+            spans.append(PhaseSpan(str(phase), time_s))
+        if self._now_s is not None:
+            spans = [s for s in spans if s.end_s is None or s.end_s >= self._now_s - self.capacity_s]
+        self._fields["flexion_phase"] = phase
+        self._fields["flexion_phases"] = tuple(spans)
 
     # -- the reader's side ---------------------------------------------------------------------
 
@@ -667,18 +789,27 @@ class RingBufferSink:
         if not self._dirty:
             return self._state
         now = self._wall_clock()
-        # a source that stamps arrivals ahead of the wall clock (a simulation faster than real time)
-        # gives negative latencies: meaningless, not shown
-        recent = [latency for t, latency in self._latencies if t >= now - 1.0 and latency >= 0]
+        recent = []
+        for t, latency in reversed(self._latencies):  # newest first, back one second
+            if t < now - 1.0:
+                break
+            # a source that stamps arrivals ahead of the wall clock (a simulation faster than real
+            # time) gives negative latencies: meaningless, not shown
+            if latency >= 0:
+                recent.append(latency)
         rates = {}
         for name, raw in self._raw.items():
             if len(raw.received) >= 2:
                 first = raw.received[0][0]
                 span = raw.received[-1][0] - first
                 # blocks of one chunk share its arrival time: count what arrived after the first chunk
-                n = sum(count for t, count in raw.received if t > first)
+                n_first = 0
+                for t, count in raw.received:
+                    if t > first:
+                        break
+                    n_first += count
                 if span > 0:
-                    rates[name] = n / span
+                    rates[name] = (raw.n_received - n_first) / span
         self._state = LiveState(
             version=self._version,
             time_origin_s=self._origin_s,

@@ -7,6 +7,8 @@ suite stays fast (docs/live.md, "Tests"):
   all three criteria there (4 uV <= 1.5 x 3 uV), with persistence windows 60-70 s after the release:
   a ``true`` verdict in a third of the full scenario's time (whose first true trial is its third).
 - ``poor``: ``pandiculation-poor``, 110 s: the first trial's rest returns to the old level, ``none``.
+- ``mixed``: the whole ``mixed`` scenario (556 s, IMUs): two flexion-relaxation cycles standing, lying
+  down, three pandiculations lying, standing up (a movement, not a trial).
 
 The tapes come from the real runner and pipeline over ``sim://...?speed=0``, with the pipeline's
 batch coalescing (1 s blocks), which gives the same events (tested in tests/test_pipeline.py).
@@ -33,6 +35,7 @@ Item = Block | DeviceInfo | Marker | DeviceStatus | LinkEvent | AnalysisEvent
 
 GOOD_URL = "sim://pandiculation?speed=0&duration=150&noise=3"
 POOR_URL = "sim://pandiculation-poor?speed=0&duration=110"
+MIXED_URL = "sim://mixed?speed=0"
 
 
 class TapeSink:
@@ -92,3 +95,8 @@ def good_tape() -> list[Item]:
 @pytest.fixture(scope="session")
 def poor_tape() -> list[Item]:
     return record_tape(POOR_URL)
+
+
+@pytest.fixture(scope="session")
+def mixed_tape() -> list[Item]:
+    return record_tape(MIXED_URL)

@@ -6,7 +6,7 @@ from pathlib import Path
 from rich.console import Console
 
 from biofeed.live.app import run_live
-from biofeed.live.terminal import TerminalStatus, channel_line, trial_card_lines
+from biofeed.live.terminal import TerminalStatus, channel_line, trial_card_lines, trunk_line
 from biofeed.sinks.ring_buffer import RingBufferSink
 from tests.live.conftest import TapePlayer
 
@@ -44,6 +44,20 @@ def test_channel_lines_show_the_levels(good_tape) -> None:
         assert part in line
     card = trial_card_lines({"channel": "es_left", "verdict": "none", "onset_s": 61.0}, 3)
     assert card[0] == "trial 3 on es_left at 1:01: not reached"
+
+
+def test_posture_match_and_flexion_phase_in_the_terminal(mixed_tape) -> None:
+    ring = RingBufferSink()
+    player = TapePlayer(mixed_tape, ring, trunk=True)
+    player.play(until_s=35.5)  # the first flexion-relaxation cycle, at full flexion; no trial yet
+    assert trunk_line(ring.state) == "trunk      flexion-relaxation: full flexion"
+    assert channel_line(ring.state.channel("emg/es_left"), ring.state).endswith("  standing")
+    player.play(until_s=420.0)  # lying: no cycle; the third trial (389.8 s) is open, lying as it began
+    assert trunk_line(ring.state) is None
+    assert "\u2713 same posture" in channel_line(ring.state.channel("emg/es_left"), ring.state)
+    player.play(until_s=527.0)  # standing up: the trunk has left the trial's posture
+    assert "\u2717 posture changed" in channel_line(ring.state.channel("emg/es_left"), ring.state)
+    assert "posture" not in channel_line(ring.state.channel("emg/es_left"))  # without the state: no IMU words
 
 
 def test_headless_run_end_to_end(tmp_path: Path, capsys) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biofeed.blocks import Block, ChannelInfo, ChannelKind, DeviceInfo, StreamInfo
+from biofeed.blocks import AnalysisEvent, Block, ChannelInfo, ChannelKind, DeviceInfo, StreamInfo
 from biofeed.dsp.imu.angles import LUMBAR_CHANNELS, SINGLE_SENSOR_CHANNELS
 from biofeed.live.trunk import TrunkAngleSink, pick_imu_streams
 
@@ -16,9 +16,13 @@ EMG = StreamInfo("emg", 2000.0, (ChannelInfo("a", ChannelKind.EMG, "uV"),))
 class Collect:
     def __init__(self) -> None:
         self.blocks: list[Block] = []
+        self.events: list[dict] = []
 
-    def write(self, item: Block) -> None:
-        self.blocks.append(item)
+    def write(self, item: Block | AnalysisEvent) -> None:
+        if isinstance(item, Block):
+            self.blocks.append(item)
+        else:
+            self.events.append(item.data)
 
 
 def _imu(name: str, site: str = "") -> StreamInfo:
@@ -50,6 +54,8 @@ def test_angles_of_a_simulated_pandiculation(good_tape) -> None:
     # the simulator arches the back during the contraction (thoracic -3, sacral +2: lumbar -5 deg)
     assert np.median(flexion[(time_s > 61) & (time_s < 63)]) == pytest.approx(-5.0, abs=0.7)
     assert np.abs(np.median(flexion[(time_s > 20) & (time_s < 55)])) < 0.5
+    # calibrated lying: angles near 0 are no standing, so no flexion-relaxation phases
+    assert sink.calibration_posture == "lying" and target.events == []
 
 
 def test_one_imu_gives_the_trunk_inclination_only() -> None:
@@ -69,6 +75,10 @@ def test_one_imu_gives_the_trunk_inclination_only() -> None:
     assert tuple(c.name for c in target.blocks[0].info.channels) == SINGLE_SENSOR_CHANNELS
     angles = np.concatenate([b.data for b in target.blocks], axis=1)
     assert np.abs(angles).max() < 1.0
+    # calibrated upright: the trunk inclination goes through the flexion-phase tracker
+    assert sink.calibration_posture == "upright"
+    assert [(e["type"], e["phase"]) for e in target.events] == [("flexion_phase", "standing")]
+    assert target.events[0]["sample_index"] == target.blocks[0].first_index
 
 
 def test_a_device_without_imu_gives_nothing() -> None:

@@ -101,8 +101,8 @@ def test_trace_scrolls_over_the_chosen_window_and_breaks_at_gaps(qtbot, good_tap
     window = _window(qtbot, ring, window_s=10.0)
     window.refresh()
     panel = window.panels["emg/es_left"]
-    x, _ = panel.trace_curve.getOriginalDataset()
-    assert x[-1] - x[0] == pytest.approx(11.0, abs=0.01)  # the window plus a second of margin
+    x, _ = panel.trace_curve.getData()
+    assert x[-1] - x[0] == pytest.approx(10.0, abs=0.05)  # the window, clipped to it
     assert x[-1] == pytest.approx(0.0, abs=0.01)  # now is at 0, the axis is fixed and the data scrolls
     assert window.now_s == pytest.approx(ring.state.now_s, abs=0.35)  # the ECG stage delays the display
     assert panel.trace_plot.viewRange()[0] == pytest.approx([-10.0, 0.0])
@@ -111,8 +111,8 @@ def test_trace_scrolls_over_the_chosen_window_and_breaks_at_gaps(qtbot, good_tap
     assert panel.trace_plot.viewRange()[0] == pytest.approx([-30.0, 0.0])
     assert window.trunk.plot.viewRange()[0] == pytest.approx([-30.0, 0.0])
     assert window.window_choice.currentData() == 30.0
-    x, _ = panel.trace_curve.getOriginalDataset()
-    assert x[-1] - x[0] == pytest.approx(31.0, abs=0.01)
+    x, _ = panel.trace_curve.getData()
+    assert x[-1] - x[0] == pytest.approx(30.0, abs=0.05)
 
 
 def test_pause_freezes_the_display_not_the_data(qtbot, good_tape) -> None:
@@ -122,13 +122,13 @@ def test_pause_freezes_the_display_not_the_data(qtbot, good_tape) -> None:
     window = _window(qtbot, ring)
     window.refresh()
     panel = window.panels["emg/es_left"]
-    shown_before = panel.trace_curve.getOriginalDataset()[1].copy()
+    shown_before = panel.trace_curve.getData()[1].copy()
     now_before = window.now_s
     window.pause_action.trigger()
     assert window.paused
     player.play(until_s=30.0)
     assert not window.refresh()
-    np.testing.assert_array_equal(panel.trace_curve.getOriginalDataset()[1], shown_before)
+    np.testing.assert_array_equal(panel.trace_curve.getData()[1], shown_before)
     assert window.now_s == now_before
     assert "DISPLAY PAUSED" in window.status_text
     window.set_paused(False)
@@ -207,7 +207,7 @@ def test_a_frozen_window_loses_nothing_from_the_recording(qtbot, tmp_path: Path)
     result = session.wait()
     session.close(result)
     window.refresh()
-    x, _ = window.panels["emg/es_left"].trace_curve.getOriginalDataset()
+    x, _ = window.panels["emg/es_left"].trace_curve.getData()
     assert window.now_s == pytest.approx(15.0, abs=0.35)  # the ECG stage holds the last 0.3 s
     assert x[-1] - x[0] <= 2.0 + 1e-9  # the ring kept only its capacity
     summary = summarize_recording(tmp_path / "rec")

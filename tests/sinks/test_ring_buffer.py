@@ -20,6 +20,7 @@ from biofeed.blocks import (
     Marker,
     StreamInfo,
 )
+from biofeed.dsp.imu.posture import compare_postures
 from biofeed.sinks.ring_buffer import RingBufferSink
 
 FS_HZ = 2000.0
@@ -297,3 +298,55 @@ def test_bad_capacity_is_refused(capacity_s: float) -> None:
 def test_bad_poll_window_is_refused() -> None:
     with pytest.raises(ValueError, match="window_s"):
         _ring().poll(0.0)
+
+
+def _angles(first: int, n: int, thoracic_deg: float, sacral_deg: float) -> Block:
+    """``trunk_angles`` rows with two sensors, held at these sagittal inclinations (100 Hz)."""
+    names = [
+        "lumbar_flexion",
+        "lumbar_lateral_bend",
+        "lumbar_axial_rotation",
+        "thoracic_inclination",
+        "thoracic_lateral_inclination",
+        "sacral_inclination",
+        "sacral_lateral_inclination",
+    ]
+    info = StreamInfo("trunk_angles", 100.0, tuple(ChannelInfo(name, ChannelKind.ANGLE, "deg") for name in names))
+    values = {"lumbar_flexion": thoracic_deg - sacral_deg, "thoracic_inclination": thoracic_deg}
+    values["sacral_inclination"] = sacral_deg
+    return Block(info, np.vstack([np.full(n, values.get(name, 0.0)) for name in names]), first)
+
+
+def test_posture_of_the_open_trial_and_now() -> None:
+    ring = _ring()
+    ring.write(_ramp(EMG, 0, 20))
+    ring.write(_angles(0, 6000, 0.0, 0.0))  # standing for 60 s
+    ring.write(_event("window", "es_left", 100_000, level_uv=5.0, set_point_uv=5.0, posture="standing", posture_id=0))
+    ring.write(_event("phase", "es_left", 110_000, phase="rest"))
+    ring.write(_event("phase", "es_left", 120_000, phase="contraction"))  # at 60 s
+    left = ring.state.channel("emg/es_left")
+    assert left.trial_open and left.trial_onset_s == 60.0
+    assert (left.posture, left.trial_posture, left.trial_posture_id) == ("standing", "standing", 0)
+    assert left.trial_posture_before is not None
+    ring.write(_angles(6000, 100, -40.0, -30.0))  # reclined: the thoracic segment tilted 40 deg
+    now = ring.state.posture_now
+    assert now is not None
+    assert compare_postures(left.trial_posture_before, now).difference_deg == pytest.approx(40.0, abs=0.01)
+    ring.write(_event("trial", "es_left", 100_000, verdict="none"))  # an older trial: this one stays open
+    assert ring.state.channel("emg/es_left").trial_open
+    ring.write(_event("movement_artifact", "es_left", 120_000))  # it was a movement
+    assert not ring.state.channel("emg/es_left").trial_open
+
+
+def test_flexion_phase_events_make_spans() -> None:
+    ring = _ring()
+    ring.write(_ramp(EMG, 0, 20))
+    for time_s, phase in ((1.0, "standing"), (3.0, "flexing"), (5.0, "full_flexion"), (8.0, None)):
+        ring.write(AnalysisEvent({"type": "flexion_phase", "stream": "trunk_angles", "time_s": time_s, "phase": phase}))
+    state = ring.state
+    assert state.flexion_phase is None
+    assert [(s.phase, s.start_s, s.end_s) for s in state.flexion_phases] == [
+        ("standing", 1.0, 3.0),
+        ("flexing", 3.0, 5.0),
+        ("full_flexion", 5.0, 8.0),
+    ]
