@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from biofeed.blocks import Block, DeviceInfo, DeviceStatus, Marker, StreamInfo
-from biofeed.boards import BoardAssessment, apply_board_assessment, assess_device_stream
+from biofeed.boards import BoardAssessment, apply_board_assessment, assess_device_stream, find_board_profile
 from biofeed.dsp.analyze import AnalyzerUpdate, EmgAnalyzer, estimate_noise_floor
 from biofeed.dsp.envelope import MovingRms
 from biofeed.dsp.imu.bias import GyroBiasTracker
@@ -268,6 +268,7 @@ class EmgStreamPipeline:
         self._floor_source = ""
         self._trials: list[Event] = []
         self._artifacts: list[Event] = []
+        self._faults: list[Event] = []
         self._display = display
         self._filtered_info = StreamInfo(
             f"{info.name}.filtered", info.sample_rate_hz, info.channels, info.device_id, info.stream_id
@@ -367,6 +368,10 @@ class EmgStreamPipeline:
                     "movement_artifacts": [
                         _contraction_json(a) for a in self._artifacts if a["channel"] == channel.name
                     ],
+                    "signal_faults": sorted(
+                        (_contraction_json(f) for f in self._faults if f["channel"] == channel.name),
+                        key=lambda f: (f["start_s"], f["kind"]),
+                    ),
                 }
             )
         return results
@@ -415,9 +420,10 @@ class EmgStreamPipeline:
         output.extend(self._output(analyzer.analyze()))
         return output
 
-    def _event(self, kind: str, channel_index: int | None, relative_index: int, **fields: Any) -> Event:
+    def _event(self, event_type: str, channel_index: int | None, relative_index: int, /, **fields: Any) -> Event:
+        # Positional-only: the fields may carry any name (a signal fault's ``kind``).
         return {
-            "type": kind,
+            "type": event_type,
             "stream": self.info.name,
             "channel": self.info.channels[channel_index].name if channel_index is not None else None,
             "sample_index": self.origin_index + relative_index,
@@ -464,7 +470,9 @@ class EmgStreamPipeline:
             events.append(self._event("phase", phase.channel_index, phase.sample_index, phase=phase.phase.value))
         for fault in update.faults:
             details = {k: v for k, v in fault.to_json().items() if k != "channel_index"}
-            events.append(self._event("signal_fault", fault.channel_index, fault.start_index, **details))
+            event = self._event("signal_fault", fault.channel_index, fault.start_index, **details)
+            self._faults.append(event)
+            events.append(event)
         for mains in update.mains:
             events.append(self._event("mains", None, round(mains.time_s * fs), **mains.to_json()))
         for ecg in update.ecg:
@@ -490,7 +498,7 @@ class EmgStreamPipeline:
 
 
 def _contraction_json(trial_event: Event) -> dict[str, Any]:
-    """A ``trial`` (or ``movement_artifact``) event without its event envelope, for ``analyze --json``."""
+    """A ``trial``, ``movement_artifact`` or ``signal_fault`` event without its envelope, for ``analyze --json``."""
     envelope = ("type", "stream", "channel", "sample_index", "time_s")
     return {k: v for k, v in trial_event.items() if k not in envelope}
 
@@ -571,7 +579,10 @@ class Pipeline:
         Also give display blocks (filtered sEMG, 250 ms envelope) for a live view.
     boards_folder : Path or str, optional
         Where the board profiles are (``calibration/boards`` by default). A device's INFO names its
-        board; each EMG stream is assessed against it (:class:`EmgStreamPipeline`, ``board``).
+        board; each EMG stream is assessed against it (:class:`EmgStreamPipeline`, ``board``), and the
+        profile's ``range_uv`` is the stream's ADC rails for the clipping check (``rails_uv`` of
+        :class:`~biofeed.dsp.analyze.EmgAnalyzer`, unless ``analyzer_options`` gives it). Without a
+        profile there is no clipping check: the decoded INFO does not say a stream's integer range.
     """
 
     def __init__(
@@ -599,6 +610,7 @@ class Pipeline:
         self._boards_folder = boards_folder
         self._device: DeviceInfo | None = None
         self._boards: dict[str, BoardAssessment | None] = {}
+        self._rails_uv: tuple[float, float] | None = None
         self._emg_streams: dict[str, tuple[StreamInfo, bool]] = {}
 
     def process(self, item: Item) -> PipelineOutput:
@@ -612,6 +624,8 @@ class Pipeline:
                 self._boards = {
                     s.name: assess_device_stream(item, s.name, self._boards_folder) for s in item.streams if s.is_emg
                 }
+                profile = find_board_profile(item.board_profile, self._boards_folder)
+                self._rails_uv = profile.range_uv if profile is not None else None
             return output
         if not isinstance(item, Block):
             return output
@@ -645,7 +659,7 @@ class Pipeline:
             item.first_index if stream is None else stream.origin_index,
             noise_floor_uv=self._floors.get(item.info.name),
             floor_window_s=self._floor_window_s,
-            analyzer_options=self._options,
+            analyzer_options=self._stream_options(),
             display=self._display,
             imu=self.imu,
             analysis_span_s=self._analysis_span_s,
@@ -654,6 +668,12 @@ class Pipeline:
         self.streams[item.info.name] = stream
         output.extend(stream.process(item))
         return output
+
+    def _stream_options(self) -> dict[str, Any]:
+        """The analyzer options of a new stream: the board profile's ``range_uv`` as its rails, unless given."""
+        if self._rails_uv is None:
+            return self._options
+        return {"rails_uv": self._rails_uv, **self._options}
 
     def finish(self) -> PipelineOutput:
         """End of data: every stream's last events."""
@@ -678,7 +698,8 @@ class Pipeline:
             for result in stream.channel_results():
                 key = (result["stream"], result["name"])
                 earlier = channels.get(key)
-                if earlier is not None:  # same channel before a changed INFO: keep its trials first
-                    result["contractions"] = earlier["contractions"] + result["contractions"]
+                if earlier is not None:  # same channel before a changed INFO: keep its lists' items first
+                    for listed in ("contractions", "movement_artifacts", "signal_faults"):
+                        result[listed] = earlier[listed] + result[listed]
                 channels[key] = result
         return {"version": ANALYSIS_JSON_VERSION, "channels": list(channels.values())}

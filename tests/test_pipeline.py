@@ -224,3 +224,30 @@ def test_live_analysis_every_100_ms_equals_the_batch_analysis():
         results.append(sorted(json.dumps(e, sort_keys=True) for e in events))
     assert any('"phase": "contraction"' in e for e in results[0])
     assert results[0] == results[1]
+
+
+def test_signal_fault_events_pass_through_live_as_in_batch():
+    """Issue 10: a fault's own ``kind`` field once clashed with the event builder's argument (TypeError)."""
+    info, blocks = _emg_blocks(1500, 40)  # 30 s in 20 ms blocks; a 1 s burst at 13-14 s and 21-22 s
+    faulty = []
+    for block in blocks:
+        data = np.clip(block.data, -50.0, 50.0)  # the burst clips at the rails
+        if 16 * 2000 <= block.first_index < 17 * 2000:
+            data[0] = 0.0  # a lead off on channel a for 1 s
+        faulty.append(Block(info, data, block.first_index))
+    results = []
+    for coalesce_s in (0.0, BATCH_COALESCE_S):  # live, then batch
+        pipeline = Pipeline(coalesce_s=coalesce_s, analyzer_options={"rails_uv": (-50.0, 50.0)})
+        events = [e for block in faulty for e in pipeline.process(block).events] + pipeline.finish().events
+        results.append(sorted(json.dumps(e, sort_keys=True) for e in events))
+        faults = {(e["channel"], e["kind"]) for e in events if e["type"] == "signal_fault"}
+        assert {("a", "flat"), ("a", "clipped"), ("b", "clipped")} <= faults
+        listed = {
+            (channel["name"], fault["kind"])
+            for channel in pipeline.analysis_json()["channels"]
+            for fault in channel["signal_faults"]
+        }
+        assert listed == faults
+        trials = [e for e in events if e["type"] == "trial"]
+        assert trials and all(t["verdict"] == "rejected" and "clipped" in t["verdict_reason"] for t in trials)
+    assert results[0] == results[1]

@@ -1,12 +1,13 @@
 """The sEMG analysis chain, streaming (:class:`EmgAnalyzer`) and offline (:func:`analyze_emg`).
 
 Per raw block: signal faults are flagged on the raw samples; NaN/inf are cut out as gaps; then
-band-pass -> mains check/notch -> ECG removal -> (phase detector | 1 s RMS windows). A 1 s window
-is *rest* when it overlaps no contraction and *usable* when the gate accepts it and no fault touches
-it; usable rest windows feed the set point, and every window goes to the trial tracker. Windows are
-held until the phase detector and the fault detector have settled past their end, so a window is
-never classified before an onset that dates before its end is known: any chunking gives the same
-result.
+band-pass -> mains check/notch -> ECG removal (which flags heartbeats it cannot remove as faults too)
+-> (phase detector | 1 s RMS windows). A 1 s window is *rest* when it overlaps no contraction and
+*usable* when the gate accepts it and no fault touches it; usable rest windows feed the set point,
+and every window goes to the trial tracker; a trial whose contraction a fault touches is rejected.
+Windows (and trials) are held until the phase detector and the fault detectors have settled past
+their end, so a window is never classified before an onset that dates before its end is known: any
+chunking gives the same result.
 
 With an IMU (a :class:`~biofeed.dsp.tension.PostureTimeline` as ``gate``), set points and rest
 statistics are kept per posture, and a contraction that overlaps *gross* movement (a bend, a change
@@ -51,7 +52,6 @@ from biofeed.dsp.pandiculation import (
 )
 from biofeed.dsp.phases import Contraction, Phase, PhaseDetector, PhaseEvent, PhaseSettings
 from biofeed.dsp.quality import (
-    FaultKind,
     FiniteSplitter,
     SignalFault,
     SignalFaultDetector,
@@ -88,10 +88,6 @@ the trunk reaches 30 deg/s (the simulator's 4 s posture changes and 3-4 s bends 
 MainsMode = Literal["auto", "off", 50, 60]
 EcgMode = Literal["auto", "off"]
 _MAINS_MODES = ("auto", "off", 50, 60)
-_ALL_FAULTS = frozenset(FaultKind)
-# A trial is rejected for contact loss; clipping at a strong contraction's peak only keeps the
-# clipped windows out of the set points.
-_CONTACT_FAULTS = frozenset({FaultKind.NON_FINITE, FaultKind.FLAT})
 _ECG_MODES = ("auto", "off")
 
 
@@ -367,7 +363,7 @@ class EmgAnalyzer:
             filtered = piece.block() if isinstance(piece, _Merging) else piece
             if self.ecg is not None:
                 filtered = self.ecg.process(filtered)
-                update.ecg.extend(self.ecg.take_decisions())
+                self._take_ecg(update)
             self._run(filtered, update)
         self._release(update, final=False)
 
@@ -375,14 +371,24 @@ class EmgAnalyzer:
         """End of data: flush the ECG delay, close faults and trials; return what that settles."""
         update = self.analyze()
         if self.ecg is not None and self._last_block is not None:
-            self._run(self.ecg.flush(self._last_block), update)
-            update.ecg.extend(self.ecg.take_decisions())
+            cleaned = self.ecg.flush(self._last_block)
+            self._take_ecg(update)
+            self._run(cleaned, update)
         self._take_events(self.phases.advance(final=True), update)
         update.faults.extend(self.faults.finish())
         self._known_faults.extend(update.faults)
         self._release(update, final=True)
         update.trials.extend(self.trials.finish())
         return update
+
+    def _take_ecg(self, update: AnalyzerUpdate) -> None:
+        """The ECG stage's switches and closed ``ecg_residual`` faults, into the update."""
+        if self.ecg is None:
+            return
+        update.ecg.extend(self.ecg.take_decisions())
+        faults = self.ecg.take_faults()
+        update.faults.extend(faults)
+        self._known_faults.extend(faults)
 
     def set_point_uv(self, channel_index: int) -> float:
         """Current set point of a channel, in its current posture (noise-corrected uV; NaN with too few windows)."""
@@ -421,8 +427,8 @@ class EmgAnalyzer:
     def _apply_events(self, c: int, horizon: float, final: bool, update: AnalyzerUpdate) -> None:
         """Apply a channel's pending phase events in order, while each can be.
 
-        A contraction's onset once faults and gate have settled past it, the rest ending it once the
-        IMU has settled past its end and MOTION_MARGIN_S.
+        A contraction's onset once faults and gate have settled past it, the rest ending it once faults
+        have settled past its end and the IMU past its end and MOTION_MARGIN_S.
         """
         channel = self._channels[c]
         while channel.pending:
@@ -441,7 +447,8 @@ class EmgAnalyzer:
                 if contraction is None:  # abandoned at a gap: its windows are still not rest
                     channel.spans.append((channel.open_onset, event.sample_index))
                 else:
-                    if not (final or self._movement_settled(contraction)):
+                    # A fault still open may yet reach into it: its trial waits for the fault detector too.
+                    if not (final or (self._movement_settled(contraction) and horizon >= contraction.end_index)):
                         break
                     channel.spans.append((contraction.onset_index, contraction.end_index))
                     self._end_contraction(contraction, channel, update)
@@ -458,7 +465,9 @@ class EmgAnalyzer:
             update.artifacts.append(MovementArtifact(contraction, movement, peak))
             update.trials.extend(self.trials.skip(contraction))
             return
-        fault = self._fault_between(c, contraction.onset_index, contraction.end_index, _CONTACT_FAULTS)
+        # Any fault during it rejects a trial (issue 10: no verdict on a flagged segment): contact loss,
+        # saturation (its peak and release are not measured), an ECG the subtraction could not remove.
+        fault = self._fault_between(c, contraction.onset_index, contraction.end_index)
         update.trials.extend(
             self.trials.start(
                 contraction,
@@ -493,16 +502,20 @@ class EmgAnalyzer:
         )
         return movement if movement is not None and movement.gross else None
 
-    def _fault_between(self, c: int, start: int, end: int, kinds: frozenset[FaultKind] = _ALL_FAULTS) -> str:
+    def _fault_between(self, c: int, start: int, end: int) -> str:
         """The kinds of fault touching device samples [start, end) of a channel, as words ("" for none)."""
         faults = self._known_faults + self.faults.open_faults()
-        found = {f.kind.value for f in faults if f.kind in kinds and f.channel_index == c and f.overlaps(start, end)}
+        if self.ecg is not None:
+            faults += self.ecg.open_faults()
+        found = {f.kind.value for f in faults if f.channel_index == c and f.overlaps(start, end)}
         return ", ".join(sorted(found))
 
     def _release(self, update: AnalyzerUpdate, final: bool) -> None:
         if not any(ch.queue or ch.pending for ch in self._channels):
             return  # the common case: a 1 s window completes once a second
         fault_horizon: float = math.inf if final else self.faults.settled_index()
+        if self.ecg is not None and not final:  # an open ecg_residual fault may reach further
+            fault_horizon = min(fault_horizon, self.ecg.settled_index())
         settled_s = self._timeline_settled_s()
         if math.isfinite(settled_s) and not final:  # an IMU gate judges a window only once it covers it
             fault_horizon = min(fault_horizon, math.floor(settled_s * self.sample_rate_hz))
@@ -624,9 +637,18 @@ class EmgAnalysis:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict."""
+        channels = []
+        for c, channel in enumerate(self.channels):
+            listed = channel.to_json()
+            listed["signal_faults"] = [
+                {k: v for k, v in f.to_json().items() if k != "channel_index"}
+                for f in self.faults
+                if f.channel_index == c
+            ]
+            channels.append(listed)
         return {
             "band_hz": [self.high_pass_hz, self.low_pass_hz],
-            "channels": [c.to_json() for c in self.channels],
+            "channels": channels,
             "faults": [f.to_json() for f in self.faults],
             "mains": self.mains.to_json() if self.mains is not None else None,
             "ecg": [d.to_json() for d in self.ecg],

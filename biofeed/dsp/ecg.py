@@ -21,7 +21,13 @@ Per channel, on the band-passed signal:
   at heart-like intervals (0.3-2 s:
   repeated ballistic bursts are short too, but not rhythmic); each switch is an :class:`EcgDecision`;
   and is applied to a beat that correlates with the template (r >= 0.3): a stray detection is
-  never "cleaned" with a heartbeat's shape.
+  never "cleaned" with a heartbeat's shape;
+- residual: while subtracting, each beat's QRS-locked power left after subtraction (its cleaned
+  -80..+120 ms segment's energy minus the rest power's share of it, x beat rate) over the rest power
+  (the 2 s before it, away from the beats' segments). A beat above :data:`RESIDUAL_FRACTION` is an
+  irreducible residual: its segment is a :class:`~biofeed.dsp.quality.SignalFault` of kind
+  ``ecg_residual`` (consecutive residual beats less than 2 s apart are one fault), so no verdict is
+  given on a contraction it touches (SCIENCE.md 6: ``rejected`` for ECG-dominated rest).
 
 Streaming: a QRS is only known 200 ms after it and its window starts 80 ms before it, so the output
 is delayed by :attr:`EcgRemover.delay_samples` (about 0.3 s): an output block covers earlier device
@@ -42,9 +48,21 @@ from scipy.ndimage import maximum_filter1d
 
 from biofeed.blocks import Block
 from biofeed.dsp.envelope import MovingRms
+from biofeed.dsp.quality import FaultKind, SignalFault
 from biofeed.dsp.stage import check_rate, starts_segment
 
-__all__ = ["EcgDecision", "EcgRemover"]
+__all__ = ["RESIDUAL_FRACTION", "EcgDecision", "EcgRemover"]
+
+RESIDUAL_FRACTION = 0.25
+"""A beat whose QRS-locked power after subtraction exceeds this fraction of the rest power is flagged.
+
+*Measured* (tests/faults/test_signal_faults.py's pandiculation scenario, seed 0, with the simulator's
+ECG): at 100 uV R peaks the two beats that became spurious contractions (91.3 s and 171.3 s, both
+with a ``none`` verdict) left 0.27 and 0.28 while the other beats' median was 0.05; at 1500 uV the
+median is 0.20 (left) and 0.09 (right, 35 % of it) with a tail past 1 (detected beats the template
+fits badly). The per-beat estimate scatters by about 0.04 (SD) from the sEMG within the segment.
+Above the 10 % at which SCIENCE.md 3.3 switches subtraction on: a residual this large is what the
+phase detector takes for an onset."""
 
 _SMOOTH_S = 0.04
 _ENERGY_HOP_S = 0.001
@@ -100,13 +118,14 @@ class EcgDecision:
 
 
 class _Beats:
-    """The last beats of one channel: their centres and raw segments."""
+    """The last beats of one channel: their centres and raw segments, and the residual fault still open."""
 
     def __init__(self, n_max: int) -> None:
         self.n_max = n_max
         self.centres: list[int] = []
         self.segments: list[npt.NDArray[np.float64]] = []
         self.subtracting = False
+        self.residual: tuple[int, int, int] | None = None  # open ecg_residual fault: start, end, last centre
 
     def add(self, centre: int, segment: npt.NDArray[np.float64]) -> None:
         self.centres.append(centre)
@@ -179,7 +198,25 @@ class EcgRemover:
         """Forget everything, templates included."""
         self._beats: list[_Beats] = []
         self._decisions: list[EcgDecision] = []
+        self._faults: list[SignalFault] = []
         self._start_segment(None, 0)
+
+    def take_faults(self) -> list[SignalFault]:
+        """``ecg_residual`` faults closed since the last call, in order."""
+        out, self._faults = self._faults, []
+        return out
+
+    def open_faults(self) -> list[SignalFault]:
+        """``ecg_residual`` faults still open (the next beat may extend them), as far as they reach."""
+        return [
+            SignalFault(c, FaultKind.ECG_RESIDUAL, beats.residual[0], beats.residual[1], self.sample_rate_hz)
+            for c, beats in enumerate(self._beats)
+            if beats.residual is not None
+        ]
+
+    def settled_index(self) -> float:
+        """Device index before which every ``ecg_residual`` fault is known (inf with none open)."""
+        return min((b.residual[1] for b in self._beats if b.residual is not None), default=math.inf)
 
     def take_decisions(self) -> list[EcgDecision]:
         """Switches since the last call, in order."""
@@ -210,6 +247,7 @@ class EcgRemover:
         if starts_segment(block, self._next_index) or self._x.shape[0] != n_channels:
             held = self._buffer_end - self._out_next if self._next_index is not None else 0
             gap = block.gap_before + held
+            self._close_residuals()
             self._start_segment(block.first_index, n_channels)
         self._next_index = block.end_index
         while len(self._beats) < n_channels:
@@ -230,6 +268,7 @@ class EcgRemover:
         """
         out_end = self._buffer_end
         out = self._take(out_end)
+        self._close_residuals()
         return Block(block_like.info, out, out_end - out.shape[1], 0, math.nan)
 
     # -- internals --------------------------------------------------------------------------------
@@ -319,7 +358,54 @@ class EcgRemover:
             template = np.mean(beats.segments, axis=0)
             if _correlation(segment, template) >= _MIN_CORRELATION:
                 self._x[c, lo:hi] -= template
+            residual = self._residual_fraction(beats, centre, self._x[c, lo:hi], c, grid)
+            self._track_residual(c, centre, residual > RESIDUAL_FRACTION)
+        else:
+            self._track_residual(c, centre, False)
         beats.add(centre, segment)
+
+    def _residual_fraction(
+        self, beats: _Beats, centre: int, cleaned: npt.NDArray[np.float64], c: int, grid: npt.NDArray[np.int_]
+    ) -> float:
+        """QRS-locked power left in a beat's cleaned segment over the rest power (module docstring).
+
+        The rest power is the 40 ms energy on the context grid away from the held beats' segments (a
+        40 ms window touching one is left out), or the whole grid's when none is away from them.
+        """
+        fs = self.sample_rate_hz
+        energy = self._energy[c, grid - self._energy_start]
+        window_centres = grid * self._hop - self._centre_shift
+        margin = self._centre_shift
+        away = np.ones(grid.shape, dtype=bool)
+        for beat in beats.centres:
+            away &= (window_centres < beat - self._pre - margin) | (window_centres >= beat + self._post + margin)
+        rest = float(np.mean(energy[away] if away.any() else energy))
+        if not rest > 0:
+            return 0.0
+        rate_hz = len(beats.centres) / ((centre - beats.centres[0]) / fs)
+        excess = float(np.dot(cleaned, cleaned)) / fs - rest * len(cleaned) / fs  # uV^2 s
+        return excess * rate_hz / rest
+
+    def _track_residual(self, c: int, centre: int, residual: bool) -> None:
+        """Open, extend or close the channel's ``ecg_residual`` fault with one beat."""
+        beats = self._beats[c]
+        open_fault = beats.residual
+        if open_fault is not None and (not residual or centre - open_fault[2] > _RR_S[1] * self.sample_rate_hz):
+            self._faults.append(
+                SignalFault(c, FaultKind.ECG_RESIDUAL, open_fault[0], open_fault[1], self.sample_rate_hz)
+            )
+            beats.residual = open_fault = None
+        if residual:
+            start = open_fault[0] if open_fault is not None else centre - self._pre
+            beats.residual = (start, centre + self._post, centre)
+
+    def _close_residuals(self) -> None:
+        """Close every open ``ecg_residual`` fault (a gap, the end of the data)."""
+        for c, beats in enumerate(self._beats):
+            if beats.residual is not None:
+                start, end, _ = beats.residual
+                self._faults.append(SignalFault(c, FaultKind.ECG_RESIDUAL, start, end, self.sample_rate_hz))
+                beats.residual = None
 
     def _rhythmic(self, beats: _Beats, centre: int) -> bool:
         """True when this beat ends ``min_beats`` beats spaced like a heart (30-200 bpm)."""

@@ -10,7 +10,10 @@ contraction overlaps one.
 - A flat line is a run of identical samples of at least ``flat_s`` (0.25 s by default; the
   commodity 10-bit BITalino rest recording in shared/data/real repeats a value at most 7 times).
 - Clipping is a sample at or beyond the ADC rails, known from the board profile, or estimated offline
-  by :func:`estimate_rails` from extremes that repeat.
+  by :func:`estimate_rails` from extremes that repeat. Clipped samples less than
+  :data:`CLIP_BRIDGE_S` apart are one fault: a saturated sEMG leaves the rail at every zero crossing.
+- An ECG the QRS subtraction cannot remove is a fault too (``ecg_residual``); the ECG stage
+  (:class:`~biofeed.dsp.ecg.EcgRemover`) flags it, not this module.
 - A rate that cannot carry an EMG band is a :class:`ValueError` from
   :func:`biofeed.dsp.filters.design_emg_band`; :func:`sample_rate_warnings` words the softer case of a
   rate below the recommended 1 kHz.
@@ -31,6 +34,7 @@ from biofeed.dsp.filters import EmgBand
 from biofeed.dsp.stage import check_rate, starts_segment
 
 __all__ = [
+    "CLIP_BRIDGE_S",
     "DEFAULT_FLAT_S",
     "MIN_CLIP_RUN",
     "RECOMMENDED_MIN_RATE_HZ",
@@ -44,6 +48,11 @@ __all__ = [
 
 DEFAULT_FLAT_S = 0.25
 """Identical samples for this long make a flat line."""
+CLIP_BRIDGE_S = 0.05
+"""Clipped samples closer than this are one clipping fault. *Decision*: sEMG driven far beyond the
+rails leaves them only around its zero crossings, for a few ms (E's saturation fault in
+tests/faults/test_signal_faults.py: at most 11 ms at 2 kHz); 50 ms is 1.5 periods of the band's
+lowest frequency (30 Hz), well short of the 1 s windows the clipping keeps out of the set point."""
 MIN_CLIP_RUN = 2
 """An extreme value repeated this many times in a row is taken for a rail by :func:`estimate_rails`.
 
@@ -59,6 +68,8 @@ class FaultKind(StrEnum):
     NON_FINITE = "non_finite"
     FLAT = "flat"
     CLIPPED = "clipped"
+    ECG_RESIDUAL = "ecg_residual"
+    """QRS-locked power the ECG subtraction could not remove (flagged by :class:`~biofeed.dsp.ecg.EcgRemover`)."""
 
 
 @dataclass(frozen=True)
@@ -222,12 +233,14 @@ class SignalFaultDetector:
             raise ValueError(f"rails_uv must be (low, high) with low < high, got {rails_uv!r}")
         self.sample_rate_hz = float(sample_rate_hz)
         self.flat_samples = max(2, round(flat_s * sample_rate_hz))
+        self.clip_bridge_samples = round(CLIP_BRIDGE_S * sample_rate_hz)
         self.rails_uv = rails_uv
         self.reset()
 
     def reset(self) -> None:
         """Forget open runs."""
         self._open: dict[tuple[int, FaultKind], int] = {}  # open run -> its start index
+        self._clip_end: dict[int, int] = {}  # per channel with an open clipping fault: end of its last clipped run
         self._last_value: npt.NDArray[np.float64] | None = None
         self._next_index: int | None = None
 
@@ -240,7 +253,7 @@ class SignalFaultDetector:
         """Faults still going on at the last sample (flat runs only once they are long enough)."""
         end = self._next_index if self._next_index is not None else 0
         return [
-            SignalFault(c, kind, start, end, self.sample_rate_hz)
+            SignalFault(c, kind, start, self._clip_end[c] if kind is FaultKind.CLIPPED else end, self.sample_rate_hz)
             for (c, kind), start in self._open.items()
             if kind is not FaultKind.FLAT or end - start >= self.flat_samples
         ]
@@ -282,14 +295,16 @@ class SignalFaultDetector:
             else:
                 busy = mask.any(axis=1)
             rows = {c for c, k in self._open if k is kind}.union(np.flatnonzero(busy).tolist())
+            scan = self._scan_clipped if kind is FaultKind.CLIPPED else self._scan
             for c in sorted(rows):
-                closed.extend(self._scan(c, kind, mask[c], block.first_index))
+                closed.extend(scan(c, kind, mask[c], block.first_index))
         return closed
 
     def finish(self) -> list[SignalFault]:
         """Close the open runs at the last sample (end of data or a gap) and return the faults among them."""
         faults = self.open_faults()
         self._open = {}
+        self._clip_end = {}
         self._last_value = None
         return faults
 
@@ -310,4 +325,21 @@ class SignalFaultDetector:
                 self._open[key] = run_start
             elif first_index + end - run_start >= min_length:
                 faults.append(SignalFault(c, kind, run_start, first_index + end, self.sample_rate_hz))
+        return faults
+
+    def _scan_clipped(
+        self, c: int, kind: FaultKind, mask: npt.NDArray[np.bool_], first_index: int
+    ) -> list[SignalFault]:
+        """Clipped runs less than ``clip_bridge_samples`` apart merge; a fault closes once that much passed clean."""
+        faults = []
+        key = (c, kind)
+        starts, ends = _runs(mask)
+        for start, end in zip((starts + first_index).tolist(), (ends + first_index).tolist(), strict=True):
+            if key in self._open and start - self._clip_end[c] > self.clip_bridge_samples:
+                faults.append(SignalFault(c, kind, self._open.pop(key), self._clip_end[c], self.sample_rate_hz))
+            self._open.setdefault(key, start)
+            self._clip_end[c] = end
+        block_end = first_index + mask.shape[0]
+        if key in self._open and block_end - self._clip_end[c] > self.clip_bridge_samples:
+            faults.append(SignalFault(c, kind, self._open.pop(key), self._clip_end.pop(c), self.sample_rate_hz))
         return faults

@@ -170,7 +170,8 @@ def analyse_session_recording(
     floors = {c["name"]: c["noise_floor_uv"] for c in channels}
     trials = _trials(events, boards, schedule, offset_s)
     sham_trials = [] if schedule is None else _shams(schedule, offset_s, channels, windows, floors, trials, pipeline)
-    warnings = [e["text"] for e in events if e.get("type") == "warning"]
+    # A board's own warning event repeats the session's ``board`` entry (the report shows that one).
+    warnings = [e["text"] for e in events if e.get("type") == "warning" and "board" not in e]
     if calibration is not None and not_applied:
         warnings.append(f"calibration not applied: {not_applied}")
     set_points = _session_set_points(windows, trials)

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from biofeed.blocks import Block
 from biofeed.dsp.ecg import EcgRemover
 from biofeed.dsp.filters import BandPassFilter
+from biofeed.dsp.quality import FaultKind
 from tests.dsp.synthetic_emg import emg_info, split_blocks, synthetic_emg
 
 FS = 1000.0
@@ -93,3 +94,33 @@ def test_chunked_equals_whole(cuts):
     np.testing.assert_allclose(chunked, WHOLE, rtol=1e-12, atol=1e-12)
     nonempty = [b for b in blocks if b.n_samples]
     assert all(b.first_index == a.end_index for a, b in itertools.pairwise(nonempty))
+
+
+def test_no_residual_fault_where_subtraction_works():
+    remover = EcgRemover(FS)
+    run_all(remover, [Block(INFO, WITH_ECG, 0)])
+    assert remover.take_decisions()[0].subtracting
+    assert remover.take_faults() == [] and remover.open_faults() == []
+
+
+STRONG = band_passed(REST[:40_000] + qrs_train(40_000, seed=3, r_peak_uv=1500.0)).data
+
+
+def test_an_ecg_the_subtraction_cannot_remove_is_a_fault():
+    """Issue 10: 1.5 mV R peaks sampled at 1 kHz leave QRS residuals (1 ms alignment) far above the 2 uV rest."""
+    remover = EcgRemover(FS)
+    run_all(remover, [Block(INFO, STRONG, 0)])
+    faults = remover.take_faults()
+    assert faults and {f.kind for f in faults} == {FaultKind.ECG_RESIDUAL}
+    assert all(f.channel_index == 0 and f.start_s > 8.0 for f in faults)  # only once subtracting (8 beats)
+    assert sum(f.end_s - f.start_s for f in faults) > 10.0  # of the 30 s after that
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.integers(1, 25_000 - 1), max_size=60, unique=True))
+def test_residual_faults_do_not_depend_on_chunking(cuts):
+    whole = EcgRemover(FS)
+    run_all(whole, [Block(INFO, STRONG[:, :25_000], 0)])
+    chunked = EcgRemover(FS)
+    run_all(chunked, split_blocks(INFO, STRONG[:, :25_000], sorted(cuts)))
+    assert chunked.take_faults() == whole.take_faults() != []

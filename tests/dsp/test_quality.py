@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from biofeed.blocks import Block
 from biofeed.dsp.filters import design_emg_band
 from biofeed.dsp.quality import (
+    CLIP_BRIDGE_S,
     FaultKind,
     FiniteSplitter,
     SignalFault,
@@ -129,3 +130,20 @@ def test_splitter_describes_the_same_stream_in_any_chunking(cuts):
     splitter = FiniteSplitter()
     pieces = [p for b in split_blocks(INFO, data, sorted(cuts)) for p in splitter.process(b)]
     np.testing.assert_array_equal(reassemble(pieces, 3000), reassemble(whole, 3000))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(1, 2999), max_size=40, unique=True))
+def test_clipped_runs_closer_than_the_bridge_are_one_fault(cuts):
+    data = np.zeros((2, 3000))
+    bridge = round(CLIP_BRIDGE_S * FS)
+    data[0, [500, 501, 502 + bridge, 1500, 1502 + bridge + 1]] = 100.0  # a gap of bridge samples, then bridge + 1
+    expected = [
+        SignalFault(0, FaultKind.CLIPPED, 500, 503 + bridge, FS),
+        SignalFault(0, FaultKind.CLIPPED, 1500, 1501, FS),
+        SignalFault(0, FaultKind.CLIPPED, 1502 + bridge + 1, 1503 + bridge + 1, FS),
+    ]
+    whole = all_faults(SignalFaultDetector(FS, rails_uv=(-100.0, 100.0)), [Block(INFO, data, 0)])
+    chunked = all_faults(SignalFaultDetector(FS, rails_uv=(-100.0, 100.0)), split_blocks(INFO, data, sorted(cuts)))
+    assert [f for f in whole if f.kind is FaultKind.CLIPPED] == expected
+    assert [f for f in chunked if f.kind is FaultKind.CLIPPED] == expected

@@ -7,24 +7,23 @@ signal clipped at the rails) or come from the simulator's knobs (mains at 2 mV, 
 peaks). Everything runs through the same :class:`~biofeed.pipeline.Pipeline` as ``biofeed record``
 (events) and ``biofeed analyze`` (``analysis_json``).
 
-Where the analysis does not yet do what issue 10 asks, the test is ``xfail(strict=True)`` with the
-reason; docs/reliability.md lists the change each needs in biofeed/dsp.
+The rails come from the board profile the simulator's INFO names (pipeline.py); the overwhelming
+ECG is flagged by the ECG stage (``ecg_residual``, biofeed/dsp/ecg.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
+import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pytest
 
 from biofeed.blocks import Block
-from biofeed.pipeline import BATCH_COALESCE_S, EmgStreamPipeline, Pipeline
+from biofeed.pipeline import BATCH_COALESCE_S, Pipeline
 from biofeed.protocol.decoder import Decoder, Item
 from biofeed.sim.device import SimulatedDevice
 
@@ -33,15 +32,6 @@ RAIL_UV = 187_500.0
 FAULT_S = (62.0, 64.0)
 """Inside the first trial's contraction (onset 60.0 s, release end about 68.9 s) on both channels."""
 NO_VERDICT = {"not_measurable", "rejected"}
-
-_SIGNAL_FAULT_EVENTS_RAISE = "kind" in inspect.signature(EmgStreamPipeline._event).parameters
-needs_signal_fault_events = pytest.mark.xfail(
-    _SIGNAL_FAULT_EVENTS_RAISE,
-    strict=True,
-    raises=TypeError,
-    reason="pipeline.py: EmgStreamPipeline._event(kind, ...) clashes with the fault's own 'kind' field, so the "
-    "first signal_fault event raises TypeError (live, the pipeline is then detached)",
-)
 
 
 @cache
@@ -112,19 +102,16 @@ def _check_flagged_and_rejected(kinds: set[str], events: list[dict[str, Any]], r
             assert any(kind in trial["verdict_reason"] for kind in kinds), trial["verdict_reason"]
 
 
-@needs_signal_fault_events
 def test_electrode_contact_lost_is_flagged_and_the_trial_rejected() -> None:
     events, result = _analyse(_with_fault(_items(120.0), _contact_lost))
-    _check_flagged_and_rejected({"flat"}, events, result)  # and "clipped" once the rails are known (below)
+    _check_flagged_and_rejected({"flat", "clipped"}, events, result)  # pinned at the rail: flat and clipped
 
 
-@needs_signal_fault_events
 def test_a_flat_line_is_flagged_and_the_trial_rejected() -> None:
     events, result = _analyse(_with_fault(_items(120.0), _flat))
     _check_flagged_and_rejected({"flat"}, events, result)
 
 
-@needs_signal_fault_events
 def test_flagged_windows_never_enter_a_set_point() -> None:
     events, _ = _analyse(_with_fault(_items(120.0), _flat))
     windows = [e for e in events if e["type"] == "window"]
@@ -132,29 +119,17 @@ def test_flagged_windows_never_enter_a_set_point() -> None:
     assert touching and not any(w["usable"] for w in touching)
 
 
-_NO_RAILS = (
-    "the pipeline gives EmgAnalyzer no rails_uv (the board profile's range_uv), so nothing is ever clipped live "
-    "or in analyze of a recording"
-)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=f"{_NO_RAILS}; and dsp/analyze.py rejects trials only for contact faults (non_finite, flat)",
-)
 def test_saturation_is_flagged_and_the_trial_rejected() -> None:
     events, result = _analyse(_with_fault(_items(120.0), _saturated))
     _check_flagged_and_rejected({"clipped"}, events, result)
 
 
-@pytest.mark.xfail(strict=True, reason=_NO_RAILS)
 def test_saturation_is_flagged_live() -> None:
     events, _ = _analyse(_with_fault(_items(120.0), _saturated))
     kinds = {(e["channel"], e["kind"]) for e in events if e["type"] == "signal_fault"}
     assert kinds == {("es_left", "clipped"), ("es_right", "clipped")}
 
 
-@pytest.mark.xfail(strict=True, reason="analyze --json has no per-channel list of signal faults yet")
 def test_analyze_json_lists_the_signal_faults() -> None:
     _, result = _analyse(_with_fault(_items(120.0), _flat))
     for channel in result["channels"]:
@@ -172,10 +147,6 @@ def test_mains_100_times_the_rest_level_is_notched_and_the_verdicts_stand() -> N
         assert [c["verdict"] for c in channel["contractions"]] == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an ECG the QRS subtraction cannot remove is not flagged: its beats become trials, one with a verdict",
-)
 def test_an_overwhelming_ecg_gives_no_verdict() -> None:
     events, result = _analyse(_items(200.0, ecg_r_peak_uv=1500.0))
     assert {e["channel"] for e in events if e["type"] == "ecg" and e["subtracting"]} == {"es_left", "es_right"}
@@ -183,3 +154,17 @@ def test_an_overwhelming_ecg_gives_no_verdict() -> None:
         assert {t["verdict"] for t in trials} <= NO_VERDICT, [
             (t["onset_s"], t["verdict"]) for t in trials if t["verdict"] not in NO_VERDICT
         ]
+
+
+def test_ecg_residual_faults_live_equal_batch() -> None:
+    """The ECG stage's faults close at the next beat: live (every packet) and batch give the same faults,
+    windows and verdicts."""
+    items = _items(60.0, ecg_r_peak_uv=1500.0)
+    results = []
+    for pipeline in (Pipeline(), Pipeline(coalesce_s=BATCH_COALESCE_S)):
+        events = [e for item in items for e in pipeline.process(item).events] + pipeline.finish().events
+        kept = [e for e in events if e["type"] in ("signal_fault", "window")]
+        kept += [{k: t[k] for k in ("channel", "onset_s", "verdict", "verdict_reason")} for t in _trials(events)]
+        results.append(sorted(json.dumps(e, sort_keys=True) for e in kept))
+    assert any('"kind": "ecg_residual"' in e for e in results[1])
+    assert results[0] == results[1]
