@@ -23,8 +23,13 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check biofeed tests bench firmware_protocol fuzz
 	$(BIN)/mypy
 
-bench: $(VENV)/.installed
+bench: $(VENV)/.installed $(VENV)/.peers
 	$(BIN)/python -m bench
+
+# The peers the benchmarks compare with (neurokit2, biosppy): benchmark-only, never runtime.
+$(VENV)/.peers: pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,peers]'
+	touch $@
 
 firmware: debs
 	$(MAKE) -C firmware_protocol test

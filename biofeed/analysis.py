@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from biofeed.blocks import Block
+from biofeed.blocks import Block, DeviceInfo
 from biofeed.dsp.flexion_relaxation import analyze_flexion_relaxation_blocks
 from biofeed.dsp.imu.trunk_motion import SACRAL_STREAM, THORACIC_STREAM
 from biofeed.errors import RecordingError
@@ -125,12 +125,16 @@ def analyze_recording(path: Path | str, *, channels: Sequence[str] | None = None
     recording = open_recording(path)
     decoder = Decoder()
     pipeline = Pipeline(coalesce_s=BATCH_COALESCE_S)
-    # The blocks the flexion-relaxation test reads, kept from this one decoding pass (it holds them all anyway).
+    # The blocks the flexion-relaxation test reads, kept from this one decoding pass (it holds them all
+    # anyway), only while the device in force has a thoracic IMU: without one there is no test to run.
     kept: list[Block] = []
+    keep = False
     for record in recording.frames():
         for item in decoder.decode_frame(record.frame, record.received_at):
             pipeline.process(item)
-            if isinstance(item, Block) and item.info.name in _FLEXION_STREAMS:
+            if isinstance(item, DeviceInfo):
+                keep = any(s.name == THORACIC_STREAM for s in item.streams)
+            elif keep and isinstance(item, Block) and item.info.name in _FLEXION_STREAMS:
                 kept.append(item)
     pipeline.finish()
     result = pipeline.analysis_json()

@@ -48,6 +48,16 @@ def _positive(text: str) -> float:
     return value
 
 
+def _whole_positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="biofeed", description="Wearable sEMG/IMU biofeedback of the lower back.")
@@ -107,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--fs", type=_positive, default=None, metavar="HZ", help="CSV without a time_s column")
     analyze.add_argument("--unit", choices=("uV", "mV", "V"), default=None, help="CSV sample unit (default uV)")
     analyze.add_argument("--channels", nargs="+", default=None, metavar="NAME", help="only these channels")
+    analyze.add_argument(
+        "--jobs", type=_whole_positive, default=None, metavar="N", help="PATH is a folder of recordings: N processes"
+    )
+    analyze.add_argument(
+        "--table", type=Path, default=None, metavar="FILE", help="folder of recordings: the trials to .parquet or .csv"
+    )
+    analyze.add_argument(
+        "--dask", default=None, metavar="SCHEDULER", help="folder of recordings on Dask: an address, or 'local'"
+    )
     analyze.set_defaults(handler=_analyze)
 
     live = sub.add_parser("live", help="the live biofeedback window for any device")
@@ -441,10 +460,41 @@ def _export(args: argparse.Namespace) -> int:
 
 def _analyze(args: argparse.Namespace) -> int:
     from biofeed.analysis import analyze_path, format_analysis
+    from biofeed.record.meta import META_FILE
 
+    many = args.jobs is not None or args.table is not None or args.dask is not None
+    if many or (args.path.is_dir() and not (args.path / META_FILE).is_file()):
+        return _analyze_many(args)
     result = analyze_path(args.path, fs_hz=args.fs, unit=args.unit, channels=args.channels)
     print(json.dumps(result, indent=2, allow_nan=False) if args.json else format_analysis(result))
     return EXIT_OK
+
+
+def _analyze_many(args: argparse.Namespace) -> int:
+    from biofeed.batch_analysis import analyze_many, check_table_path, find_recordings, write_csv, write_table
+
+    if args.fs is not None or args.unit is not None or args.channels:
+        raise ValueError("--fs, --unit and --channels are for one recording or file, not a folder of recordings")
+    if args.table is not None:
+        check_table_path(args.table)
+    recordings = find_recordings(args.path)
+    result = analyze_many(recordings, jobs=args.jobs or 1, dask_scheduler=args.dask)
+    for recording, reason in result.errors:
+        print(f"biofeed: {recording}: {reason}", file=sys.stderr)
+    rows = result.rows
+    if args.table is not None:
+        write_table(rows, args.table)
+        n_trials = sum(row["error"] is None for row in rows)
+        print(
+            f"{n_trials} trials from {len(recordings) - len(result.errors)} of {len(recordings)} recordings"
+            f" -> {args.table}"
+        )
+    elif args.json:
+        for row in rows:
+            print(json.dumps(row, allow_nan=False))
+    else:
+        write_csv(rows, sys.stdout)
+    return EXIT_ERROR if result.errors else EXIT_OK
 
 
 def _wait_for_request(master_fd: int, stop: threading.Event) -> bool:
