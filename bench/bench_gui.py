@@ -50,6 +50,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 
+from bench.process_memory import rss_mb
 from biofeed.blocks import Block, ChannelKind
 from biofeed.live.recording_switch import RecordingSwitch
 from biofeed.live.session import LiveSession
@@ -239,19 +240,11 @@ class WorkerProbe:
         if self._rss_every_s is not None and isinstance(item, Block) and item.info.name == "emg":
             time_s = item.end_index / item.info.sample_rate_hz
             if time_s >= self._next_rss_s:
-                self.rss_mb.append((time_s, _rss_mb()))
+                self.rss_mb.append((time_s, rss_mb()))
                 self._next_rss_s += self._rss_every_s
 
     def close(self) -> None:
         self.cpu_s = time.thread_time()
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return math.nan
 
 
 def _percentiles_ms(values: list[float] | np.ndarray, qs: tuple[float, ...] = (50, 99)) -> list[float]:

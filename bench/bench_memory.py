@@ -25,18 +25,12 @@ from typing import Any
 
 import numpy as np
 
+from bench.process_memory import rss_mb
+
 __all__ = ["run"]
 
 SCENARIO = "flexion-relaxation"
 SAMPLES_PER_SESSION = 120  # RSS every minute of 2 hours
-
-
-def _rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return math.nan
 
 
 class _RssProbe:
@@ -53,11 +47,11 @@ class _RssProbe:
         if isinstance(item, Block) and item.info.name == "emg" and item.n_samples:
             time_s = item.end_index / item.info.sample_rate_hz
             if time_s >= self._next_s:
-                self.samples.append((time_s, _rss_mb()))
+                self.samples.append((time_s, rss_mb()))
                 self._next_s += self._every_s
 
     def close(self) -> None:
-        self.samples.append((math.inf, _rss_mb()))
+        self.samples.append((math.inf, rss_mb()))
 
 
 def _child(session_s: float, queue: Any) -> None:
@@ -68,7 +62,7 @@ def _child(session_s: float, queue: Any) -> None:
     from biofeed.sinks.ring_buffer import RingBufferSink
     from biofeed.sources.sim import SimSource
 
-    rss_start = _rss_mb()
+    rss_start = rss_mb()
     device = SimulatedDevice(SCENARIO, seed=0, duration_s=session_s)
     probe = _RssProbe(session_s / SAMPLES_PER_SESSION)
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as folder:

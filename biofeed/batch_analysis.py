@@ -70,24 +70,12 @@ TRIAL_COLUMNS: tuple[str, ...] = (
 the recording and ``set_points`` every posture's, as JSON text; ``error`` is empty but for a recording
 that could not be analysed (its only other filled column is ``recording``)."""
 
-_TRIAL_FIELDS = (
-    "onset_s",
-    "offset_s",
-    "verdict",
-    "verdict_reason",
-    "score",
-    "ratio",
-    "persistence_ratio",
-    "pre_rest_uv",
-    "post_rest_uv",
-    "peak_uv",
-    "hold_s",
-    "release_duration_s",
-    "monotonic_fraction",
-    "rebursts",
-    "posture",
-    "posture_change_deg",
+_DERIVED_COLUMNS = frozenset(
+    {"recording", "stream", "channel", "trial", "ratio_ci95_low", "ratio_ci95_high"}
+    | {"noise_floor_uv", "set_point_uv", "set_points", "error"}
 )
+_TRIAL_FIELDS = tuple(column for column in TRIAL_COLUMNS if column not in _DERIVED_COLUMNS)
+"""The columns copied as they are from a trial of ``analyze --json``."""
 _TEXT_COLUMNS = frozenset(
     {"recording", "stream", "channel", "verdict", "verdict_reason", "posture", "set_points", "error"}
 )

@@ -70,13 +70,21 @@ def _recording(meta: bytes, frames: bytes, events: bytes) -> None:
 
 
 def decoder(data: bytes) -> None:
-    """Wire bytes, cut into chunks at every 0xFF: the decoder never raises, and counts every frame."""
+    """Wire bytes, cut into chunks at every 0xFF: the decoder never raises, and counts every frame.
+
+    Also as the runner takes a read: split, then its frames decoded together (``decode_frames``),
+    which must give the items ``decode_frame`` gives one frame at a time.
+    """
     stream_decoder = Decoder()
     for chunk in data.split(b"\xff"):
         stream_decoder.feed(chunk + b"\xff", 0.0)
     frame_decoder = Decoder()
+    one_by_one = []
     for frame in data.split(b"\x00"):
-        frame_decoder.decode_frame(frame, 0.0)
+        one_by_one += frame_decoder.decode_frame(frame, 0.0)
+    together = Decoder().decode_frames(data.split(b"\x00"), 0.0)
+    if [type(item) for item in together] != [type(item) for item in one_by_one]:
+        raise AssertionError("decode_frames and decode_frame disagree")
 
 
 def frames(data: bytes) -> None:
