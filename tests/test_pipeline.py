@@ -4,6 +4,7 @@ simulator's ground truth for the pandiculation and mixed scenarios (IMU: posture
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -11,7 +12,17 @@ import pytest
 
 from biofeed.analysis import analyze_recording
 from biofeed.blocks import Block, ChannelInfo, ChannelKind, DeviceInfo, StreamInfo
-from biofeed.pipeline import BATCH_COALESCE_S, DEFAULT_FLOOR_WINDOW_S, BlockCoalescer, Pipeline
+from biofeed.dsp.analyze import EmgAnalyzer
+from biofeed.pipeline import (
+    BATCH_COALESCE_S,
+    DEFAULT_FLOOR_WINDOW_S,
+    LIVE_ANALYSIS_SPAN_S,
+    LIVE_CLEAN_OFFSET_S,
+    LIVE_IMU_OFFSET_S,
+    BlockCoalescer,
+    ImuPipeline,
+    Pipeline,
+)
 from biofeed.protocol.decoder import Decoder, FrameSplitter
 from biofeed.record.reader import open_recording
 from biofeed.record.writer import RecordingWriter
@@ -143,6 +154,65 @@ def test_coalescer_merges_contiguous_blocks_and_never_across_a_gap():
     out = [b for block in [*blocks, gap] for b in coalescer.add(block)] + coalescer.flush()
     assert [(b.first_index, b.n_samples, b.gap_before) for b in out] == [(0, 40, 0), (60, 10, 20)]
     assert np.array_equal(out[0].data[0], np.repeat(np.arange(4.0), 10))
+
+
+def test_coalescer_on_a_grid_ends_blocks_at_the_same_device_times_however_the_stream_is_cut():
+    info = _stream(100.0)
+    ends = []
+    for size in (2, 3, 5):
+        coalescer = BlockCoalescer(0.1, offset_s=0.05)
+        blocks = [Block(info, np.zeros((1, size)), k) for k in range(0, 60 - 60 % size, size)]
+        out = [b for block in blocks for b in coalescer.add(block)]
+        assert all(b.first_index == a.end_index for a, b in itertools.pairwise(out))  # nothing lost
+        ends.append([b.end_index for b in out])
+    # The first block reaching 0.05 + 0.1 m s (sample 5 + 10 m) ends a merged block.
+    assert ends == [[6, 16, 26, 36, 46, 56], [6, 15, 27, 36, 45, 57], [5, 15, 25, 35, 45, 55]]
+
+
+def test_live_with_imus_equals_batch_and_never_runs_two_costly_steps_on_one_block(monkeypatch):
+    """The live pipeline (each 10 ms EMG packet, the IMUs' packets between) with the IMU steps and the
+    ECG steps between the 0.1 s analysis steps: the same events as batch, to the last bit (verdicts
+    compare postures), and the three steps on different EMG packets."""
+    device = SimulatedDevice("mixed", seed=2)
+    decoder = Decoder()
+    items = [item for frame in FrameSplitter().feed(device.frames_until(300.0)) for item in decoder.decode_frame(frame)]
+    steps: list[tuple[str, int]] = []  # (step, EMG packet)
+    n_emg = 0
+
+    def spy(name, method):
+        def run(*args, **kwargs):
+            steps.append((name, n_emg))
+            return method(*args, **kwargs)
+
+        return run
+
+    for cls, name in ((EmgAnalyzer, "analyze"), (EmgAnalyzer, "clean"), (ImuPipeline, "process")):
+        monkeypatch.setattr(cls, name, spy(name, getattr(cls, name)))
+    live = Pipeline()
+    events = []
+    for item in items:
+        n_emg += isinstance(item, Block) and item.info.name == "emg"
+        events += live.process(item).events
+    monkeypatch.undo()  # the steps of live blocks only, not of the end of data
+    events += live.finish().events
+    batch = Pipeline(coalesce_s=BATCH_COALESCE_S)
+    batch_events = [e for item in items for e in batch.process(item).events] + batch.finish().events
+    assert {"trial", "motion", "movement_artifact"} <= {e["type"] for e in events}
+    assert sorted(map(json.dumps, events)) == sorted(map(json.dumps, batch_events))
+    assert sorted(map(json.dumps, live.analysis_json()["channels"])) == sorted(
+        map(json.dumps, batch.analysis_json()["channels"])
+    )
+    start = round(DEFAULT_FLOOR_WINDOW_S / 0.01) + 1  # after the noise floor's hold
+    by_packet: dict[int, set[str]] = {}
+    for name, packet in steps:
+        if packet > start:
+            by_packet.setdefault(packet, set()).add(name)
+    assert {p: names for p, names in by_packet.items() if len(names) > 1} == {}
+    for name, offset_s in (("analyze", 0.0), ("clean", LIVE_CLEAN_OFFSET_S), ("process", LIVE_IMU_OFFSET_S)):
+        # EMG packet n ends at n * 10 ms (an IMU packet comes after the EMG packet of its instant): each step
+        # runs on the packet that reaches its grid time, offset + m * LIVE_ANALYSIS_SPAN_S.
+        period, offset = round(LIVE_ANALYSIS_SPAN_S / 0.01), round(offset_s / 0.01)
+        assert {(p - offset) % period for p, names in by_packet.items() if name in names} == {0}, name
 
 
 def test_pipeline_refuses_a_negative_coalescing_span():

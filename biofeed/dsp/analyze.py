@@ -294,7 +294,8 @@ class EmgAnalyzer:
         self._channels: list[_Contractions] = []
         self._known_faults: list[SignalFault] = []
         self._last_block: Block | None = None
-        self._held: list[Block | _Merging] = []  # filtered, not yet analysed; contiguous pieces merged
+        self._held: list[Block | _Merging] = []  # filtered, not yet cleaned; contiguous pieces merged
+        self._cleaned: list[Block] = []  # through the ECG stage, not yet analysed
 
     @property
     def warnings(self) -> list[str]:
@@ -309,7 +310,8 @@ class EmgAnalyzer:
     def process(self, block: Block) -> AnalyzerUpdate:
         """Run one raw block (uV, shape (n_channels, n_samples); NaN allowed) through the chain."""
         update = self.filter(block)
-        self._analyze_held(update)
+        self._clean_held(update)
+        self._analyze_cleaned(update)
         return update
 
     def filter(self, block: Block) -> AnalyzerUpdate:
@@ -337,15 +339,28 @@ class EmgAnalyzer:
             self._hold(filtered)
         return update
 
-    @property
-    def n_held_samples(self) -> int:
-        """Samples filtered and not yet analysed."""
-        return sum(b.n_samples for b in self._held)
+    def clean(self) -> AnalyzerUpdate:
+        """Run what :meth:`filter` holds through the ECG stage only; hold its output for :meth:`analyze`.
 
-    def analyze(self) -> AnalyzerUpdate:
-        """Run what :meth:`filter` holds through the ECG stage, the phase detector and the set point."""
+        The update carries the ECG stage's decisions and closed ``ecg_residual`` faults. A live caller
+        may clean and analyse on different blocks, spreading the cost (the results do not depend on it).
+        """
         update = AnalyzerUpdate()
-        self._analyze_held(update)
+        self._clean_held(update)
+        return update
+
+    def analyze(self, *, clean: bool = True) -> AnalyzerUpdate:
+        """Run what :meth:`filter` holds through the ECG stage, the phase detector and the set point.
+
+        Parameters
+        ----------
+        clean : bool
+            False: only what :meth:`clean` already took through the ECG stage goes on; the rest stays held.
+        """
+        update = AnalyzerUpdate()
+        if clean:
+            self._clean_held(update)
+        self._analyze_cleaned(update)
         return update
 
     def _hold(self, filtered: Block) -> None:
@@ -357,14 +372,19 @@ class EmgAnalyzer:
         else:
             self._held.append(filtered)
 
-    def _analyze_held(self, update: AnalyzerUpdate) -> None:
+    def _clean_held(self, update: AnalyzerUpdate) -> None:
         held, self._held = self._held, []
         for piece in held:
             filtered = piece.block() if isinstance(piece, _Merging) else piece
             if self.ecg is not None:
                 filtered = self.ecg.process(filtered)
                 self._take_ecg(update)
-            self._run(filtered, update)
+            self._cleaned.append(filtered)
+
+    def _analyze_cleaned(self, update: AnalyzerUpdate) -> None:
+        cleaned, self._cleaned = self._cleaned, []
+        for block in cleaned:
+            self._run(block, update)
         self._release(update, final=False)
 
     def finish(self) -> AnalyzerUpdate:

@@ -65,6 +65,28 @@ def test_streaming_in_random_blocks_equals_offline(seed):
         assert analyzer.set_point_uv(c) == offline.channels[c].set_point_uv
 
 
+def test_filtering_cleaning_and_analysing_on_different_blocks_equals_offline():
+    """Live: every block is filtered; the ECG stage (clean) and the later stages (analyze) on blocks of their own."""
+    offline = analyze_emg(SESSION, FS, noise_floor_uv=1.5, rails_uv=None)
+    rng = np.random.default_rng(3)
+    analyzer = EmgAnalyzer(FS, 1.5)
+    updates = []
+    for block in split_blocks(emg_info(FS, 2), SESSION, list(range(40, SESSION.shape[1], 40))):
+        updates.append(analyzer.filter(block))
+        step = int(rng.integers(6))
+        if step == 0:
+            updates.append(analyzer.clean())
+        elif step == 1:
+            updates.append(analyzer.analyze(clean=False))  # only what clean() took through the ECG stage
+    updates.append(analyzer.finish())
+    trials = sorted((t for u in updates for t in u.trials if t.final), key=lambda t: t.channel_index)
+    assert trials
+    assert [t.to_json() for t in trials] == [t.to_json() for c in offline.channels for t in c.contractions]
+    events = [e for u in updates for e in u.events]
+    for c in range(2):
+        assert [e for e in events if e.channel_index == c] == [e for e in offline.events if e.channel_index == c]
+
+
 def test_nan_stretch_is_flagged_and_skipped():
     data = SESSION.copy()
     data[:, 150_000:150_500] = np.nan  # in the persistence window of both channels

@@ -73,6 +73,11 @@ def test_intervals_and_quiet_spans_do_not_depend_on_chunking(flexion):
     assert intervals == whole
     spans = [(s, s + 1.0) for s in np.arange(0.0, 80.0, 0.7)]
     assert [tracker.is_quiet(*s) for s in spans] == [whole_tracker.is_quiet(*s) for s in spans]
+    # Every tile is summed once from all its samples: postures are equal to the last bit (a live
+    # pipeline's IMU blocks need not end on tile boundaries; its verdicts must equal the batch ones).
+    postures = [tracker.posture_between(*s) for s in spans]
+    assert any(p is not None for p in postures)
+    assert postures == [whole_tracker.posture_between(*s) for s in spans]
 
 
 def test_a_span_is_unsettled_until_every_stream_covered_it(flexion):

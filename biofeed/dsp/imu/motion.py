@@ -145,11 +145,12 @@ def up_vectors(quaternions: npt.ArrayLike) -> _Array:
 
 
 class _StreamTiles:
-    """Tiles of one orientation stream: final ones by index, and the one still filling."""
+    """Tiles of one orientation stream: final ones by index, and the samples of the one still filling."""
 
     def __init__(self) -> None:
         self.final: dict[int, _Array] = {}
-        self.current: tuple[int, _Array] | None = None
+        self.filling: _Array | None = None  # its samples (rows of the block), from device index filling_first
+        self.filling_first = 0
         self.final_until = 0  # every tile below this index is final (or missing for good)
         self.next_index: int | None = None
 
@@ -211,7 +212,7 @@ class MotionTracker:
         if tiles is None:
             raise ValueError(f"MotionTracker follows {', '.join(self.streams)}; got {block.info.name!r}")
         if starts_segment(block, tiles.next_index):
-            self._close_current(tiles)
+            self._close_filling(tiles)
             tiles.final_until = max(tiles.final_until, block.first_index // self.tile_samples)
         tiles.next_index = block.end_index
         if block.n_samples:
@@ -221,7 +222,7 @@ class MotionTracker:
     def finish(self) -> list[MotionInterval]:
         """End of data: finalise the tiles still filling; return the intervals that closes."""
         for tiles in self._tiles.values():
-            self._close_current(tiles)
+            self._close_filling(tiles)
         out = self._build_intervals()
         if self._open is not None:
             out.append(self._interval(self._open))
@@ -327,36 +328,42 @@ class MotionTracker:
         return first, last
 
     def _add(self, tiles: _StreamTiles, block: Block) -> None:
-        data = block.data
-        h = self.tile_samples
-        indices = np.arange(block.first_index, block.end_index) // h
+        """Close the tiles the block completes; hold the samples of the one it leaves filling.
+
+        A tile is summed once, from all its samples: its record does not depend on how the stream
+        was cut into blocks, to the last bit.
+        """
+        data, first = block.data, block.first_index
+        if tiles.filling is not None:
+            data, first = np.concatenate([tiles.filling, data], axis=1), tiles.filling_first
+            tiles.filling = None
+        n_whole = max(block.end_index // self.tile_samples * self.tile_samples - first, 0)
+        if n_whole < data.shape[1]:
+            tiles.filling, tiles.filling_first = data[:, n_whole:], first + n_whole
+        if n_whole:
+            self._close_tiles(tiles, data[:, :n_whole], first)
+        tiles.final_until = max(tiles.final_until, block.end_index // self.tile_samples)
+        oldest = tiles.final_until - self._history_tiles
+        if tiles.final and min(tiles.final) < oldest:
+            tiles.final = {k: v for k, v in tiles.final.items() if k >= oldest}
+
+    def _close_tiles(self, tiles: _StreamTiles, data: _Array, first_index: int) -> None:
+        """Make final the tiles of samples ``data`` from device index ``first_index``."""
+        indices = np.arange(first_index, first_index + data.shape[1]) // self.tile_samples
         starts = np.flatnonzero(np.concatenate(([True], indices[1:] != indices[:-1])))
         records = np.empty((starts.shape[0], _N_COLUMNS))
         records[:, _RATE] = np.maximum.reduceat(data[ANGULAR_RATE_ROW], starts)
         records[:, _LINEAR] = np.maximum.reduceat(data[LINEAR_ACCELERATION_ROW], starts)
         records[:, _UP] = np.add.reduceat(up_vectors(data[QUATERNION_ROWS]), starts, axis=1).T
-        for tile_index, record in zip(indices[starts].tolist(), records, strict=True):
-            if tiles.current is not None and tiles.current[0] == tile_index:
-                merged = tiles.current[1]
-                merged[_RATE] = max(merged[_RATE], record[_RATE])
-                merged[_LINEAR] = max(merged[_LINEAR], record[_LINEAR])
-                merged[_UP] += record[_UP]
-            else:
-                self._close_current(tiles)
-                tiles.current = (tile_index, record.copy())
-        if block.end_index % h == 0:
-            self._close_current(tiles)
-        tiles.final_until = max(tiles.final_until, block.end_index // h)
-        oldest = tiles.final_until - self._history_tiles
-        if tiles.final and min(tiles.final) < oldest:
-            tiles.final = {k: v for k, v in tiles.final.items() if k >= oldest}
+        tile_indices = indices[starts].tolist()
+        tiles.final.update(zip(tile_indices, records, strict=True))
+        tiles.final_until = max(tiles.final_until, tile_indices[-1] + 1)
 
-    def _close_current(self, tiles: _StreamTiles) -> None:
-        if tiles.current is not None:
-            index, record = tiles.current
-            tiles.final[index] = record
-            tiles.final_until = max(tiles.final_until, index + 1)
-            tiles.current = None
+    def _close_filling(self, tiles: _StreamTiles) -> None:
+        """Make final the tile still filling (a gap or the end of data: it stays partial)."""
+        if tiles.filling is not None:
+            self._close_tiles(tiles, tiles.filling, tiles.filling_first)
+            tiles.filling = None
 
     def _build_intervals(self) -> list[MotionInterval]:
         settled = min(t.final_until for t in self._tiles.values())
