@@ -193,9 +193,15 @@ def _session_json(
         "recordings": [r.path for r in recordings],
     }
     # SCIENCE.md 8: the secondary unit, % of the calibration's pain-free reference contraction (RVC)
+    # (a recording of several devices names its channels label.channel, each device with its own calibration)
     reference: dict[str, float] = {}
     if session.calibration_id is not None:
-        reference = catalogue.calibration(session.calibration_id).result.get("reference_contraction_uv") or {}
+        reference |= catalogue.calibration(session.calibration_id).result.get("reference_contraction_uv") or {}
+    for recording in recordings:
+        if recording.device_label is not None and recording.calibration_id is not None:
+            result = catalogue.calibration(recording.calibration_id).result
+            for channel, value_uv in (result.get("reference_contraction_uv") or {}).items():
+                reference[f"{recording.device_label}.{channel}"] = value_uv
     for moment in ("before", "after"):
         by_channel = set_points[moment]
         out[f"set_point_{moment}_uv"] = {ch: v["value_uv"] for ch, v in by_channel.items()}

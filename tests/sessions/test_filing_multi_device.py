@@ -10,6 +10,7 @@ from biofeed.multi_device import DeviceSpec, record_devices
 from biofeed.sessions.calibrate import CalibrationResult, StepKind, StepResult, StepStatus
 from biofeed.sessions.catalogue import CATALOGUE_FILE, MIGRATIONS, SCHEMA_VERSION, Catalogue, migrate
 from biofeed.sessions.filing import file_recording
+from biofeed.sessions.history import client_history
 from biofeed.sessions.session_analysis import analyse_session_recording
 from biofeed.sim.device import SimulatedDevice
 from biofeed.sources.sim import SimSource
@@ -17,7 +18,7 @@ from biofeed.sources.sim import SimSource
 CHANNELS = ("es_left", "es_right")
 
 
-def _calibration(board_profile: str, floor_uv: float) -> dict:
+def _calibration(board_profile: str, floor_uv: float, reference_uv: float | None = None) -> dict:
     step = StepResult(
         0,
         StepKind.NOISE_FLOOR,
@@ -31,7 +32,16 @@ def _calibration(board_profile: str, floor_uv: float) -> dict:
             "source": "calibration_rest",
         },
     )
-    return CalibrationResult("calibration", board_profile, "sim-1", (step,)).to_json()
+    steps = [step]
+    if reference_uv is not None:
+        values = {
+            "reference_contraction_uv": dict.fromkeys(CHANNELS, reference_uv),
+            "hold_s": dict.fromkeys(CHANNELS, 3.0),
+        }
+        steps.append(
+            StepResult(1, StepKind.REFERENCE_CONTRACTION, "lying_prone", StepStatus.PASSED, "measured", values)
+        )
+    return CalibrationResult("calibration", board_profile, "sim-1", tuple(steps)).to_json()
 
 
 @pytest.fixture(scope="module")
@@ -139,3 +149,15 @@ def test_a_catalogue_of_schema_1_gains_the_device_columns_and_keeps_its_recordin
         (session,) = catalogue.sessions(catalogue.client("anna"))
         (old,) = catalogue.recordings(session)
         assert (old.path, old.device_label, old.calibration_id) == ("/r", None, None)
+
+
+def test_history_gives_each_device_channel_its_percentage_of_the_reference_contraction(recording, tmp_path):
+    with Catalogue(tmp_path / CATALOGUE_FILE) as catalogue:
+        anna = catalogue.add_client("anna")
+        catalogue.add_calibration(anna, _calibration("simulator", 1.5, reference_uv=50.0))
+        file_recording(catalogue, anna, recording)
+        (session,) = client_history(catalogue, anna)["sessions"]
+    before_uv, before_pct = session["set_point_before_uv"], session["set_point_before_rvc_pct"]
+    assert set(before_pct) == {f"{label}.{c}" for label in ("left", "right") for c in CHANNELS}
+    for name, value_uv in before_uv.items():
+        assert value_uv is not None and before_pct[name] == pytest.approx(100.0 * value_uv / 50.0)
