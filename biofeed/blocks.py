@@ -65,12 +65,19 @@ class ChannelInfo:
         Physical unit of the samples (``UNIT_BY_KIND[kind]`` for device streams).
     site : str
         Electrode or sensor placement, e.g. ``erector spinae L1 left``; may be empty.
+    full_scale : tuple of float or None
+        (lowest, highest) value the channel's wire format can carry, in ``unit``: the integer range of
+        its sample format times its scale (int24: ``[-2**23, 2**23 - 1] x scale``). A sample there sits
+        at the ADC rail. None when not known (streams that did not come over the wire, a recording's
+        meta). Not part of equality, like the scale it follows from: a stream is the same stream
+        whatever its encoding.
     """
 
     name: str
     kind: ChannelKind
     unit: str
     site: str = ""
+    full_scale: tuple[float, float] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

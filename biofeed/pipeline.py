@@ -33,6 +33,7 @@ from biofeed.dsp.imu.fusion import OrientationFusion
 from biofeed.dsp.imu.gate import PostureGate
 from biofeed.dsp.imu.motion import MotionInterval, MotionTracker
 from biofeed.dsp.imu.posture import Posture
+from biofeed.dsp.quality import clipping_rails_uv
 
 __all__ = [
     "ANALYSIS_JSON_VERSION",
@@ -636,10 +637,11 @@ class Pipeline:
         Also give display blocks (filtered sEMG, 250 ms envelope) for a live view.
     boards_folder : Path or str, optional
         Where the board profiles are (``calibration/boards`` by default). A device's INFO names its
-        board; each EMG stream is assessed against it (:class:`EmgStreamPipeline`, ``board``), and the
-        profile's ``range_uv`` is the stream's ADC rails for the clipping check (``rails_uv`` of
-        :class:`~biofeed.dsp.analyze.EmgAnalyzer`, unless ``analyzer_options`` gives it). Without a
-        profile there is no clipping check: the decoded INFO does not say a stream's integer range.
+        board; each EMG stream is assessed against it (:class:`EmgStreamPipeline`, ``board``). The rails
+        of the clipping check (``rails_uv`` of :class:`~biofeed.dsp.analyze.EmgAnalyzer`, unless
+        ``analyzer_options`` gives them) are the profile's ``range_uv`` within the ADC's full scale that
+        the INFO's sample format and scale give (``ChannelInfo.full_scale``); either alone without the
+        other (:func:`~biofeed.dsp.quality.clipping_rails_uv`).
     """
 
     def __init__(
@@ -667,7 +669,7 @@ class Pipeline:
         self._boards_folder = boards_folder
         self._device: DeviceInfo | None = None
         self._boards: dict[str, BoardAssessment | None] = {}
-        self._rails_uv: tuple[float, float] | None = None
+        self._profile_range_uv: tuple[float, float] | None = None
         self._emg_streams: dict[str, tuple[StreamInfo, bool]] = {}
 
     def process(self, item: Item) -> PipelineOutput:
@@ -682,7 +684,7 @@ class Pipeline:
                     s.name: assess_device_stream(item, s.name, self._boards_folder) for s in item.streams if s.is_emg
                 }
                 profile = find_board_profile(item.board_profile, self._boards_folder)
-                self._rails_uv = profile.range_uv if profile is not None else None
+                self._profile_range_uv = profile.range_uv if profile is not None else None
             return output
         if not isinstance(item, Block):
             return output
@@ -716,7 +718,7 @@ class Pipeline:
             item.first_index if stream is None else stream.origin_index,
             noise_floor_uv=self._floors.get(item.info.name),
             floor_window_s=self._floor_window_s,
-            analyzer_options=self._stream_options(),
+            analyzer_options=self._stream_options(item.info),
             display=self._display,
             imu=self.imu,
             analysis_span_s=self._analysis_span_s,
@@ -727,11 +729,12 @@ class Pipeline:
         output.extend(stream.process(item))
         return output
 
-    def _stream_options(self) -> dict[str, Any]:
-        """The analyzer options of a new stream: the board profile's ``range_uv`` as its rails, unless given."""
-        if self._rails_uv is None:
+    def _stream_options(self, info: StreamInfo) -> dict[str, Any]:
+        """The analyzer options of a new stream: its clipping rails (``clipping_rails_uv``), unless given."""
+        rails_uv = clipping_rails_uv(info, self._profile_range_uv)
+        if rails_uv is None:
             return self._options
-        return {"rails_uv": self._rails_uv, **self._options}
+        return {"rails_uv": rails_uv, **self._options}
 
     def finish(self) -> PipelineOutput:
         """End of data: every stream's last events."""

@@ -13,6 +13,7 @@ import pytest
 from biofeed.analysis import analyze_recording
 from biofeed.blocks import Block, ChannelInfo, ChannelKind, DeviceInfo, StreamInfo
 from biofeed.dsp.analyze import EmgAnalyzer
+from biofeed.dsp.quality import clipping_rails_uv
 from biofeed.pipeline import (
     BATCH_COALESCE_S,
     DEFAULT_FLOOR_WINDOW_S,
@@ -321,3 +322,30 @@ def test_signal_fault_events_pass_through_live_as_in_batch():
         trials = [e for e in events if e["type"] == "trial"]
         assert trials and all(t["verdict"] == "rejected" and "clipped" in t["verdict_reason"] for t in trials)
     assert results[0] == results[1]
+
+
+def test_clipping_rails_are_the_board_profiles_range_within_the_adc_full_scale():
+    """Issue 10 item 3: without a board profile the INFO's integer range times its scale still gives rails."""
+    adc = ChannelInfo("a", ChannelKind.EMG, "uV", full_scale=(-100.0, 99.0))
+    stream = StreamInfo("emg", 2000.0, (adc, dataclasses.replace(adc, name="b")))
+    assert clipping_rails_uv(stream, None) == (-100.0, 99.0)
+    assert clipping_rails_uv(stream, (-100.5, 100.5)) == (-100.0, 99.0)  # the wire never carries 100.5
+    assert clipping_rails_uv(stream, (-50.0, 60.0)) == (-50.0, 60.0)  # the front end clips first
+    assert clipping_rails_uv(stream, (200.0, 300.0)) == (-100.0, 99.0)  # a profile beside the ADC's range
+    assert clipping_rails_uv(_stream(), None) is None  # not from the wire: no check
+    assert clipping_rails_uv(_stream(), (-50.0, 60.0)) == (-50.0, 60.0)
+    per_channel = StreamInfo("emg", 2000.0, (adc, dataclasses.replace(adc, name="b", full_scale=(-200.0, 198.0))))
+    assert clipping_rails_uv(per_channel, None) is None  # no single pair fits both channels
+
+
+def test_a_device_without_a_board_profile_gets_its_adc_rails_unless_the_options_give_rails():
+    channels = (ChannelInfo("a", ChannelKind.EMG, "uV", full_scale=(-100.0, 99.0)),)
+    info = StreamInfo("emg", 2000.0, channels, device_id="dev", stream_id=1)
+    device = DeviceInfo("dev", (1, 0, 0), "no-such-board", (info,))
+    block = Block(info, np.zeros((1, 20)), 0)
+    for options, rails_uv in (({}, (-100.0, 99.0)), ({"rails_uv": (-10.0, 10.0)}, (-10.0, 10.0))):
+        pipeline = Pipeline(noise_floor_uv={"emg": 1.0}, analyzer_options=options)
+        pipeline.process(device)
+        pipeline.process(block)
+        analyzer = pipeline.streams["emg"].analyzer
+        assert analyzer is not None and analyzer.faults.rails_uv == rails_uv

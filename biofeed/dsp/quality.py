@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from biofeed.blocks import Block
+from biofeed.blocks import Block, StreamInfo
 from biofeed.dsp.filters import EmgBand
 from biofeed.dsp.stage import check_rate, starts_segment
 
@@ -42,6 +42,7 @@ __all__ = [
     "FiniteSplitter",
     "SignalFault",
     "SignalFaultDetector",
+    "clipping_rails_uv",
     "estimate_rails",
     "sample_rate_warnings",
 ]
@@ -343,3 +344,32 @@ class SignalFaultDetector:
         if key in self._open and block_end - self._clip_end[c] > self.clip_bridge_samples:
             faults.append(SignalFault(c, kind, self._open.pop(key), self._clip_end.pop(c), self.sample_rate_hz))
         return faults
+
+
+def clipping_rails_uv(info: StreamInfo, profile_range_uv: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The (low, high) rails of an EMG stream's clipping check, uV; None: no check.
+
+    A clipped sample sits at the ADC's integer extreme (``ChannelInfo.full_scale``, when every channel
+    has the same one) or at the board profile's ``range_uv``, the front end's linear range. With both,
+    the inner of the two: a profile's nominal range can lie a fraction of a count beyond what the wire
+    carries (the simulator's +187500 uV against its highest value, 187499.98 uV), and the front end
+    can clip before the ADC does.
+
+    Parameters
+    ----------
+    info : StreamInfo
+        The EMG stream.
+    profile_range_uv : tuple of float or None
+        The ``range_uv`` of the board profile the device's INFO names; None without one.
+
+    Returns
+    -------
+    tuple of float or None
+        The rails, or None when neither is known.
+    """
+    full_scales = {c.full_scale for c in info.channels}
+    adc_uv = full_scales.pop() if len(full_scales) == 1 else None  # unknown, or per channel: no single pair
+    if adc_uv is None or profile_range_uv is None:
+        return profile_range_uv if adc_uv is None else adc_uv
+    low_uv, high_uv = max(adc_uv[0], profile_range_uv[0]), min(adc_uv[1], profile_range_uv[1])
+    return (low_uv, high_uv) if low_uv < high_uv else adc_uv

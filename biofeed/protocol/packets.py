@@ -370,14 +370,29 @@ class StreamFormat:
         return np.array([[c.scale] for c in self.channels], dtype=np.float64)
 
     def to_stream_info(self, device_id: str) -> StreamInfo:
-        """The :class:`StreamInfo` of this stream on device ``device_id``."""
+        """The :class:`StreamInfo` of this stream on device ``device_id``.
+
+        Each channel's ``full_scale`` is the sample format's count range times the channel's scale as
+        the wire carries it (float32): exactly the values the decoder gives for the extreme counts.
+        """
+        counts = self.sample_format.count_range
         return StreamInfo(
             name=self.name,
             sample_rate_hz=self.sample_rate_hz,
-            channels=tuple(ChannelInfo(c.name, c.kind, UNIT_BY_KIND[c.kind], c.site) for c in self.channels),
+            channels=tuple(
+                ChannelInfo(c.name, c.kind, UNIT_BY_KIND[c.kind], c.site, _full_scale(counts, c.scale))
+                for c in self.channels
+            ),
             device_id=device_id,
             stream_id=self.stream_id,
         )
+
+
+def _full_scale(counts: tuple[int, int], scale: float) -> tuple[float, float]:
+    """The (lowest, highest) physical value of counts in ``counts`` at ``scale`` (float32 on the wire)."""
+    wire_scale = float(np.float32(scale))
+    ends = (counts[0] * wire_scale, counts[1] * wire_scale)
+    return min(ends), max(ends)
 
 
 @dataclass(frozen=True)

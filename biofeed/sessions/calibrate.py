@@ -54,7 +54,7 @@ from biofeed.dsp.noise import (
     noise_floor_from_high_band,
     noise_floor_from_rest,
 )
-from biofeed.dsp.quality import FaultKind, FiniteSplitter, SignalFaultDetector
+from biofeed.dsp.quality import FaultKind, FiniteSplitter, SignalFaultDetector, clipping_rails_uv
 from biofeed.dsp.tension import DEFAULT_MIN_WINDOWS, DEFAULT_N_WINDOWS
 from biofeed.sessions.protocol import protocol_path, read_protocol_file
 
@@ -700,7 +700,9 @@ class CalibrationRun:
         info = blocks[0].info
         fs = info.sample_rate_hz
         names = [c.name for c in info.channels]
-        detector = SignalFaultDetector(fs, rails_uv=self.board.range_uv if self.board is not None else None)
+        detector = SignalFaultDetector(
+            fs, rails_uv=clipping_rails_uv(info, self.board.range_uv if self.board is not None else None)
+        )
         faults = [f for b in blocks for f in detector.process(b)] + detector.finish()
         data = self._data
         lead_off = data.lead_off if data is not None else set()

@@ -7,8 +7,10 @@ signal clipped at the rails) or come from the simulator's knobs (mains at 2 mV, 
 peaks). Everything runs through the same :class:`~biofeed.pipeline.Pipeline` as ``biofeed record``
 (events) and ``biofeed analyze`` (``analysis_json``).
 
-The rails come from the board profile the simulator's INFO names (pipeline.py); the overwhelming
-ECG is flagged by the ECG stage (``ecg_residual``, biofeed/dsp/ecg.py).
+The rails come from the board profile the simulator's INFO names within the ADC's full scale (its
+int24 range times its scale), or from the full scale alone for a board without a profile
+(``biofeed.dsp.quality.clipping_rails_uv``); the overwhelming ECG is flagged by the ECG stage
+(``ecg_residual``, biofeed/dsp/ecg.py).
 """
 
 from __future__ import annotations
@@ -22,13 +24,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from biofeed.blocks import Block
+from biofeed.blocks import Block, DeviceInfo
 from biofeed.pipeline import BATCH_COALESCE_S, Pipeline
 from biofeed.protocol.decoder import Decoder, Item
-from biofeed.sim.device import SimulatedDevice
+from biofeed.protocol.packets import SampleFormat
+from biofeed.sim.device import EMG_SCALE_UV, SimulatedDevice
 
 RAIL_UV = 187_500.0
 """The simulator board profile's ``range_uv`` (calibration/boards/simulator.toml)."""
+ADC_UV = tuple(count * float(np.float32(EMG_SCALE_UV)) for count in SampleFormat.INT24.count_range)
+"""The simulator's EMG values at the int24 extremes: -187500 uV and +187499.98 uV, inside ``RAIL_UV``."""
 FAULT_S = (62.0, 64.0)
 """Inside the first trial's contraction (onset 60.0 s, release end about 68.9 s) on both channels."""
 NO_VERDICT = {"not_measurable", "rejected"}
@@ -90,6 +95,22 @@ def _saturated(segment: npt.NDArray[np.float64]) -> None:
     segment[:] = np.clip(segment * 1e4, -RAIL_UV, RAIL_UV)  # gain far too high: the contraction clips
 
 
+def _saturated_at_the_adc(segment: npt.NDArray[np.float64]) -> None:
+    segment[:] = np.clip(segment * 1e4, *ADC_UV)  # as the device clips its counts
+
+
+def _pinned_at_the_highest_count(segment: npt.NDArray[np.float64]) -> None:
+    segment[:] = ADC_UV[1]
+
+
+def _without_a_board_profile(items: tuple[Item, ...]) -> tuple[Item, ...]:
+    """The items of a device whose INFO names a board that has no profile."""
+    return tuple(
+        dataclasses.replace(item, board_profile="no-such-board") if isinstance(item, DeviceInfo) else item
+        for item in items
+    )
+
+
 def _check_flagged_and_rejected(kinds: set[str], events: list[dict[str, Any]], result: dict[str, Any]) -> None:
     faults = [e for e in events if e["type"] == "signal_fault"]
     assert {f["channel"] for f in faults} == {"es_left", "es_right"}
@@ -128,6 +149,17 @@ def test_saturation_is_flagged_live() -> None:
     events, _ = _analyse(_with_fault(_items(120.0), _saturated))
     kinds = {(e["channel"], e["kind"]) for e in events if e["type"] == "signal_fault"}
     assert kinds == {("es_left", "clipped"), ("es_right", "clipped")}
+
+
+def test_saturation_without_a_board_profile_is_flagged_at_the_adc_extremes_and_the_trial_rejected() -> None:
+    """Issue 10 item 3: with no profile, the rails are the INFO's int24 range times its scale."""
+    events, result = _analyse(_with_fault(_without_a_board_profile(_items(120.0)), _saturated_at_the_adc))
+    _check_flagged_and_rejected({"clipped"}, events, result)
+
+
+def test_a_lead_off_pinned_at_the_highest_count_is_clipped_though_the_profile_says_a_hair_more() -> None:
+    events, result = _analyse(_with_fault(_items(120.0), _pinned_at_the_highest_count))
+    _check_flagged_and_rejected({"flat", "clipped"}, events, result)
 
 
 def test_analyze_json_lists_the_signal_faults() -> None:
