@@ -362,12 +362,28 @@ def bootstrap_ratio_ci(
     """
     pre = np.asarray(pre_uv, dtype=np.float64)
     post = np.asarray(post_uv, dtype=np.float64)
-    pre_medians = np.median(pre[rng.integers(0, pre.shape[0], size=(n_bootstrap, pre.shape[0]))], axis=1)
-    post_medians = np.median(post[rng.integers(0, post.shape[0], size=(n_bootstrap, post.shape[0]))], axis=1)
+    pre_medians = _resampled_medians(pre, rng.integers(0, pre.shape[0], size=(n_bootstrap, pre.shape[0])))
+    post_medians = _resampled_medians(post, rng.integers(0, post.shape[0], size=(n_bootstrap, post.shape[0])))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.where(pre_medians > 0, post_medians / pre_medians, np.inf)
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(low), float(high)
+
+
+def _resampled_medians(values: npt.NDArray[np.float64], draws: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """``np.median(values[draws], axis=1)`` to the bit, several times faster.
+
+    Each resample is sorted (numpy's vectorised sort beats the partition ``np.median`` runs along an
+    axis), its middle value(s) averaged as ``np.mean`` does them (a sum from 0, over the count), and a
+    resample holding a NaN given that NaN, as ``np.median`` does.
+    """
+    resamples = np.sort(values[draws], axis=1)  # NaNs last
+    n = resamples.shape[1]
+    low, high = resamples[:, (n - 1) // 2], resamples[:, n // 2]
+    medians = (0.0 + low + high) / 2 if n % 2 == 0 else 0.0 + high
+    last = resamples[:, -1]
+    np.copyto(medians, last, where=np.isnan(last))
+    return medians
 
 
 def _ramp(value: float, none_at: float, full_at: float) -> float:

@@ -10,9 +10,9 @@ from biofeed.blocks import Block, ChannelInfo, ChannelKind, StreamInfo
 from biofeed.dsp.analyze import EmgAnalyzer
 from biofeed.dsp.envelope import MovingRms
 from biofeed.dsp.imu.bias import GyroBiasTracker, estimate_gyro_bias
-from biofeed.dsp.imu.fusion import OrientationFusion
+from biofeed.dsp.imu.fusion import ANGULAR_RATE_ROW, LINEAR_ACCELERATION_ROW, QUATERNION_ROWS, OrientationFusion
 from biofeed.dsp.imu.gate import PostureGate
-from biofeed.dsp.imu.motion import MotionInterval, MotionTracker, QuasiStaticCriteria
+from biofeed.dsp.imu.motion import MotionInterval, MotionTracker, QuasiStaticCriteria, up_vectors
 from biofeed.dsp.imu.posture import Posture, compare_postures, posture_difference_deg
 from biofeed.dsp.pandiculation import Verdict
 from biofeed.sim.device import SimulatedDevice
@@ -78,6 +78,64 @@ def test_intervals_and_quiet_spans_do_not_depend_on_chunking(flexion):
     postures = [tracker.posture_between(*s) for s in spans]
     assert any(p is not None for p in postures)
     assert postures == [whole_tracker.posture_between(*s) for s in spans]
+
+
+def looped_posture(blocks, start_s, end_s, tile_samples=10):
+    """The posture of [start_s, end_s) as a loop over each whole stream's tiles (from index 0), adding the
+    "up" sums of the quiet ones one after the other from zero."""
+    up = {}
+    first, last = round(start_s * 100) // tile_samples, (round(end_s * 100) - 1) // tile_samples
+    for block in blocks:
+        starts = np.arange(0, block.n_samples, tile_samples)
+        tile_up = np.add.reduceat(up_vectors(block.data[QUATERNION_ROWS]), starts, axis=1).T
+        rate = np.maximum.reduceat(block.data[ANGULAR_RATE_ROW], starts)
+        linear = np.maximum.reduceat(block.data[LINEAR_ACCELERATION_ROW], starts)
+        total = np.zeros(3)
+        for tile in range(first, min(last + 1, starts.shape[0])):
+            if rate[tile] < 5.0 and linear[tile] < 0.05:
+                total += tile_up[tile]
+        if not np.linalg.norm(total) > 0:
+            return None
+        up[block.info.name] = total
+    return Posture.from_up_vectors(up, start_s, end_s)
+
+
+def test_postures_are_the_quiet_tiles_added_in_order_to_the_bit(flexion):
+    _, blocks = flexion
+    rng = np.random.default_rng(12)
+    tracker = MotionTracker(100.0, STREAMS)
+    for piece in sorted((p for b in blocks for p in random_pieces(b, rng, 23)), key=lambda p: p.first_index):
+        tracker.process(piece)
+    tracker.finish()
+    starts = np.round(rng.uniform(0.0, 70.0, 60), 1)
+    spans = [(float(s), float(s + d)) for s, d in zip(starts, np.round(rng.uniform(0.1, 30.0, 60), 1), strict=True)]
+    postures = [tracker.posture_between(*s) for s in spans]
+    assert sum(p is not None for p in postures) > 30
+    assert postures == [looped_posture(blocks, *s) for s in spans]
+
+
+def test_old_tiles_are_forgotten_and_a_jump_back_replaces_the_tiles_it_covers(flexion):
+    _, (thoracic, sacral) = flexion
+    n = thoracic.n_samples // 10 * 10
+    jump = n - 1000
+    criteria = QuasiStaticCriteria(history_s=20.0)
+    tracker = MotionTracker(100.0, STREAMS[:1], criteria)
+    for piece in random_pieces(Block(thoracic.info, thoracic.data[:, :n], 0), np.random.default_rng(13), 7):
+        tracker.process(piece)
+    assert tracker.first_tile == n // 10 - 200  # 20 s of 0.1 s tiles
+    assert tracker.is_quiet(0.0, 5.0) is False and tracker.posture_between(0.0, 5.0) is None
+    # The stream jumps back 10 s and sends other samples: they replace those tiles.
+    tracker.process(Block(thoracic.info, sacral.data[:, jump:n], jump))
+    spliced = Block(thoracic.info, np.concatenate([thoracic.data[:, :jump], sacral.data[:, jump:n]], axis=1), 0)
+    straight = MotionTracker(100.0, STREAMS[:1], criteria)
+    straight.process(spliced)
+    end_s = n / 100
+    spans = [(end_s - 20.0 + s, end_s - 20.0 + s + d) for s in np.arange(0.0, 19.0, 0.7) for d in (0.5, 3.0, 12.0)]
+    assert [tracker.posture_between(*s) for s in spans] == [straight.posture_between(*s) for s in spans]
+    assert [tracker.posture_between(*s) for s in spans] == [looped_posture([spliced], *s) for s in spans]
+    assert [tracker.is_quiet(*s) for s in spans] == [straight.is_quiet(*s) for s in spans]
+    assert [tracker.movement_between(*s) for s in spans] == [straight.movement_between(*s) for s in spans]
+    assert {True, False} <= {tracker.is_quiet(*s) for s in spans}
 
 
 def test_a_span_is_unsettled_until_every_stream_covered_it(flexion):

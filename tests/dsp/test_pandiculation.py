@@ -153,6 +153,33 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_ratio():
     assert ci[0] < np.median(post) / np.median(pre) < ci[1] and ci[1] - ci[0] < 0.2
 
 
+def reference_ratio_ci(pre, post, n_bootstrap, rng):
+    """The bootstrap as first written: ``np.median`` of each resample."""
+    pre_medians = np.median(pre[rng.integers(0, pre.shape[0], size=(n_bootstrap, pre.shape[0]))], axis=1)
+    post_medians = np.median(post[rng.integers(0, post.shape[0], size=(n_bootstrap, post.shape[0]))], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(pre_medians > 0, post_medians / pre_medians, np.inf)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
+
+
+@pytest.mark.parametrize(
+    ("pre", "post"),
+    [
+        (np.random.default_rng(1).normal(4.0, 0.3, 30), np.random.default_rng(2).normal(2.0, 0.3, 29)),  # even, odd
+        (np.random.default_rng(3).normal(4.0, 0.3, 11), np.random.default_rng(4).normal(2.0, 0.3, 6)),  # odd, even
+        (np.round(np.random.default_rng(5).normal(4.0, 1.0, 20)), np.array([0.0, -0.0, 0.0, 1.0, 2.0])),  # ties, zeros
+        (np.array([0.0, 0.0, 0.0, 1.0, 2.0, 3.0]), np.array([1.0, 2.0, 3.0, 4.0, 5.0])),  # pre medians of 0: inf
+        (np.array([4.0, np.nan, 4.5, 3.5, 4.2]), np.array([2.0, 2.5, 1.5, 2.2, 1.9])),  # a NaN window
+    ],
+)
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")  # np.percentile, the NaN case
+def test_bootstrap_ci_equals_medians_of_the_resamples_to_the_bit(pre, post):
+    ci = bootstrap_ratio_ci(pre, post, 2000, np.random.default_rng([3, 1, 4]))
+    expected = reference_ratio_ci(pre, post, 2000, np.random.default_rng([3, 1, 4]))
+    assert np.array(ci).tobytes() == np.array(expected).tobytes()
+
+
 def windows_after(c, values, usable=True, start_s=0.0):
     """1 s rest windows starting start_s after the release end."""
     first = c.release_end_index + round(start_s * 1000)

@@ -145,14 +145,70 @@ def up_vectors(quaternions: npt.ArrayLike) -> _Array:
 
 
 class _StreamTiles:
-    """Tiles of one orientation stream: final ones by index, and the samples of the one still filling."""
+    """Tiles of one orientation stream: final ones sorted by index, and the samples of the one still filling.
+
+    The final tiles sit in arrays that grow by doubling and are trimmed from the front, so a span of
+    them is a slice found by bisection. Rows once written are never written again (a row handed out
+    stays valid): growth and a block that overwrites tiles (a jump back in index) build new arrays.
+    """
 
     def __init__(self) -> None:
-        self.final: dict[int, _Array] = {}
+        self._index = np.empty(0, dtype=np.int64)
+        self._records = np.empty((0, _N_COLUMNS))
+        self._start = self._stop = 0  # the held tiles are rows [_start, _stop) of the arrays
         self.filling: _Array | None = None  # its samples (rows of the block), from device index filling_first
         self.filling_first = 0
         self.final_until = 0  # every tile below this index is final (or missing for good)
         self.next_index: int | None = None
+
+    @property
+    def index(self) -> npt.NDArray[np.int64]:
+        """Indices of the final tiles held, increasing."""
+        return self._index[self._start : self._stop]
+
+    @property
+    def records(self) -> _Array:
+        """Their records, one row each (columns ``_RATE``, ``_LINEAR``, ``_UP``)."""
+        return self._records[self._start : self._stop]
+
+    def span(self, first: int, last: int) -> tuple[npt.NDArray[np.int64], _Array]:
+        """Indices and records of the tiles held in ``[first, last]``."""
+        index = self.index
+        low, high = int(np.searchsorted(index, first)), int(np.searchsorted(index, last, side="right"))
+        return index[low:high], self.records[low:high]
+
+    def get(self, tile: int) -> _Array | None:
+        """The record of one tile; None when it is not held."""
+        index = self.index
+        position = int(np.searchsorted(index, tile))
+        if position < index.shape[0] and index[position] == tile:
+            record: _Array = self.records[position]
+            return record
+        return None
+
+    def put(self, index: npt.NDArray[np.int64], records: _Array) -> None:
+        """Make final the tiles ``index`` (increasing) with ``records``, replacing any held with those indices."""
+        held = self.index
+        if held.shape[0] and index[0] <= held[-1]:
+            keep = ~np.isin(held, index)
+            merged_index = np.concatenate([held[keep], index])
+            order = np.argsort(merged_index, kind="stable")
+            self._index, self._records = merged_index[order], np.concatenate([self.records[keep], records])[order]
+            self._start, self._stop = 0, self._index.shape[0]
+            return
+        n_held, n_new = self._stop - self._start, index.shape[0]
+        if self._stop + n_new > self._index.shape[0]:
+            capacity = max(2 * (n_held + n_new), 64)
+            grown_index, grown_records = np.empty(capacity, dtype=np.int64), np.empty((capacity, _N_COLUMNS))
+            grown_index[:n_held], grown_records[:n_held] = self.index, self.records
+            self._index, self._records, self._start, self._stop = grown_index, grown_records, 0, n_held
+        self._index[self._stop : self._stop + n_new] = index
+        self._records[self._stop : self._stop + n_new] = records
+        self._stop += n_new
+
+    def forget_before(self, tile: int) -> None:
+        """Drop the tiles below index ``tile``."""
+        self._start += int(np.searchsorted(self.index, tile))
 
 
 class MotionTracker:
@@ -242,22 +298,23 @@ class MotionTracker:
         if last >= min(t.final_until for t in self._tiles.values()):
             return None
         for tiles in self._tiles.values():
-            for index in range(first, last + 1):
-                record = tiles.final.get(index)
-                if record is None or not self._quiet(record):
-                    return False
+            index, records = tiles.span(first, last)
+            if index.shape[0] < last + 1 - first or not self._quiet_rows(records).all():
+                return False
         return True
 
     def posture_between(self, start_s: float, end_s: float) -> Posture | None:
-        """Mean tilt of each stream over the quiet tiles of [start_s, end_s); None when a stream has none."""
+        """Mean tilt of each stream over the quiet tiles of [start_s, end_s); None when a stream has none.
+
+        Each stream's "up" vectors are added in tile order from zero, one after the other (a running
+        sum, not numpy's pairwise summation), so the posture is that of a loop over the tiles to the bit.
+        """
         first, last = self._tile_span(start_s, end_s)
         up: dict[str, _Array] = {}
         for name, tiles in self._tiles.items():
-            total = np.zeros(3)
-            for index in range(first, last + 1):
-                record = tiles.final.get(index)
-                if record is not None and self._quiet(record):
-                    total += record[_UP]
+            records = tiles.span(first, last)[1]
+            quiet_up = records[self._quiet_rows(records), _UP]
+            total = np.zeros(3) + (np.cumsum(quiet_up, axis=0)[-1] if quiet_up.shape[0] else 0.0)
             if not np.linalg.norm(total) > 0:
                 return None
             up[name] = total
@@ -266,7 +323,7 @@ class MotionTracker:
     @property
     def first_tile(self) -> int | None:
         """Index of the earliest tile held (any stream); None before any data."""
-        starts = [min(t.final) for t in self._tiles.values() if t.final]
+        starts = [int(t.index[0]) for t in self._tiles.values() if t.index.shape[0]]
         return min(starts) if starts else None
 
     @property
@@ -289,7 +346,7 @@ class MotionTracker:
         """
         up: dict[str, _Array] = {}
         for name, tiles in self._tiles.items():
-            record = tiles.final.get(tile_index)
+            record = tiles.get(tile_index)
             if record is None or not self._quiet(record):
                 return None
             up[name] = record[_UP]
@@ -305,11 +362,10 @@ class MotionTracker:
         first, last = self._tile_span(start_s, end_s)
         found: list[float] | None = None
         for tiles in self._tiles.values():
-            for index in range(first, last + 1):
-                record = tiles.final.get(index)
-                if record is None or self._quiet(record):
-                    continue
-                rate, linear = float(record[_RATE]), float(record[_LINEAR])
+            indices, records = tiles.span(first, last)
+            moving = ~self._quiet_rows(records)
+            rates, linears = records[moving, _RATE].tolist(), records[moving, _LINEAR].tolist()
+            for index, rate, linear in zip(indices[moving].tolist(), rates, linears, strict=True):
                 if found is None:
                     found = [index, index, rate, linear]
                 else:
@@ -319,6 +375,11 @@ class MotionTracker:
     def _quiet(self, record: _Array) -> bool:
         c = self.criteria
         return bool(record[_RATE] < c.max_angular_rate_dps and record[_LINEAR] < c.max_linear_acceleration_g)
+
+    def _quiet_rows(self, records: _Array) -> npt.NDArray[np.bool_]:
+        """:meth:`_quiet` of each row."""
+        c = self.criteria
+        return (records[:, _RATE] < c.max_angular_rate_dps) & (records[:, _LINEAR] < c.max_linear_acceleration_g)
 
     def _tile_span(self, start_s: float, end_s: float) -> tuple[int, int]:
         if not end_s > start_s:
@@ -343,9 +404,7 @@ class MotionTracker:
         if n_whole:
             self._close_tiles(tiles, data[:, :n_whole], first)
         tiles.final_until = max(tiles.final_until, block.end_index // self.tile_samples)
-        oldest = tiles.final_until - self._history_tiles
-        if tiles.final and min(tiles.final) < oldest:
-            tiles.final = {k: v for k, v in tiles.final.items() if k >= oldest}
+        tiles.forget_before(tiles.final_until - self._history_tiles)
 
     def _close_tiles(self, tiles: _StreamTiles, data: _Array, first_index: int) -> None:
         """Make final the tiles of samples ``data`` from device index ``first_index``."""
@@ -355,9 +414,8 @@ class MotionTracker:
         records[:, _RATE] = np.maximum.reduceat(data[ANGULAR_RATE_ROW], starts)
         records[:, _LINEAR] = np.maximum.reduceat(data[LINEAR_ACCELERATION_ROW], starts)
         records[:, _UP] = np.add.reduceat(up_vectors(data[QUATERNION_ROWS]), starts, axis=1).T
-        tile_indices = indices[starts].tolist()
-        tiles.final.update(zip(tile_indices, records, strict=True))
-        tiles.final_until = max(tiles.final_until, tile_indices[-1] + 1)
+        tiles.put(indices[starts], records)
+        tiles.final_until = max(tiles.final_until, int(indices[-1]) + 1)
 
     def _close_filling(self, tiles: _StreamTiles) -> None:
         """Make final the tile still filling (a gap or the end of data: it stays partial)."""
@@ -368,16 +426,17 @@ class MotionTracker:
     def _build_intervals(self) -> list[MotionInterval]:
         settled = min(t.final_until for t in self._tiles.values())
         if self._next_tile is None:
-            starts = [min(t.final) for t in self._tiles.values() if t.final]
-            if not starts:
+            self._next_tile = self.first_tile
+            if self._next_tile is None:
                 return []
-            self._next_tile = min(starts)
         out: list[MotionInterval] = []
+        spans = [tiles.span(self._next_tile, settled - 1) for tiles in self._tiles.values()]
+        new_tiles = [dict(zip(index.tolist(), records, strict=True)) for index, records in spans]
         for index in range(self._next_tile, settled):
             rate = linear = 0.0
             moving = False
-            for tiles in self._tiles.values():
-                record = tiles.final.get(index)
+            for by_index in new_tiles:
+                record = by_index.get(index)
                 if record is None:
                     continue
                 rate, linear = max(rate, float(record[_RATE])), max(linear, float(record[_LINEAR]))
