@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -25,16 +24,16 @@ from typing import Any
 
 import numpy as np
 
+from bench.numbered_frames import NumberedFrames
+from bench.process_memory import peak_rss_mb
 from biofeed.blocks import ChannelKind
 from biofeed.protocol import (
     ChannelFormat,
     InfoPayload,
     MarkerPayload,
-    Packet,
     PacketType,
     SampleFormat,
     StreamFormat,
-    encode_frame,
     encode_samples,
 )
 from biofeed.record.writer import RecordingWriter
@@ -72,13 +71,8 @@ def make_recording(path: Path, duration_s: int, seed: int = 0) -> Path:
     """Write the synthetic recording of ``duration_s`` whole seconds to the folder ``path``."""
     rng = np.random.default_rng(seed)
     info = _info().to_payload()
-    seq = 0
+    frame = NumberedFrames()
     start_s = 1.8e9
-
-    def frame(ptype: int, stream_id: int, index: int, payload: bytes) -> bytes:
-        nonlocal seq
-        seq += 1
-        return encode_frame(Packet(ptype, stream_id, seq % 65536, index % 2**32, payload))[:-1]
 
     # fsync only at close: the clock never advances, and the benchmark measures the export
     with RecordingWriter(path, source_url="bench://export", client="bench", clock=lambda: 0.0) as writer:
@@ -91,7 +85,7 @@ def make_recording(path: Path, duration_s: int, seed: int = 0) -> Path:
             packet_bytes = 20 * N_EMG_CHANNELS * 3
             for k in range(EMG_RATE_HZ // 20):
                 if second % _GAP_EVERY_S == _GAP_EVERY_S - 1 and k == 50:
-                    seq += 1  # a packet lost on the link
+                    frame.seq += 1  # a packet lost on the link
                     continue
                 chunk = payload[k * packet_bytes : (k + 1) * packet_bytes]
                 writer.append_frame(frame(PacketType.EMG, 1, second * EMG_RATE_HZ + 20 * k, chunk), received_at)
@@ -111,10 +105,6 @@ def make_recording(path: Path, duration_s: int, seed: int = 0) -> Path:
     return path
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def _child(task: str, recording: str, out: str, queue: Any) -> None:
     """Run one export (or nothing, for ``baseline``) in this fresh process and report time and memory."""
     import pyarrow.parquet  # noqa: F401 - the baseline imports what every export may import
@@ -131,7 +121,7 @@ def _child(task: str, recording: str, out: str, queue: Any) -> None:
     elif task != "baseline":
         run_export(recording, task, out, warn=lambda line: None)
     elapsed_s = time.perf_counter() - start
-    queue.put((elapsed_s, _peak_rss_mb()))
+    queue.put((elapsed_s, peak_rss_mb()))
 
 
 def _edfio_whole_file(recording: Path, out: Path) -> None:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-import resource
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +40,8 @@ from typing import Any
 
 import numpy as np
 from scipy import signal
+
+from bench.process_memory import peak_rss_mb
 
 __all__ = ["cache_folder", "make_recording", "run"]
 
@@ -78,15 +79,14 @@ def _activation_uv(n_samples: int, start_s: float, rest_uv: np.ndarray) -> np.nd
 
 def make_recording(path: Path, duration_s: int, seed: int = 0) -> Path:
     """Write the synthetic recording of ``duration_s`` whole seconds to the folder ``path``."""
+    from bench.numbered_frames import NumberedFrames
     from biofeed.blocks import ChannelKind
     from biofeed.protocol import (
         ChannelFormat,
         InfoPayload,
-        Packet,
         PacketType,
         SampleFormat,
         StreamFormat,
-        encode_frame,
         encode_samples,
     )
     from biofeed.record.writer import RecordingWriter
@@ -103,13 +103,8 @@ def make_recording(path: Path, duration_s: int, seed: int = 0) -> Path:
     sos = carrier_sos(EMG_RATE_HZ)
     state = np.zeros((sos.shape[0], N_CHANNELS, 2))
     rest_uv = rng.uniform(2.0, 5.0, N_CHANNELS)
-    seq = 0
+    frame = NumberedFrames()
     start_s = 1.8e9
-
-    def frame(ptype: int, stream_id: int, index: int, payload: bytes) -> bytes:
-        nonlocal seq
-        seq += 1
-        return encode_frame(Packet(ptype, stream_id, seq % 65536, index % 2**32, payload))[:-1]
 
     packet_bytes = SAMPLES_PER_PACKET * N_CHANNELS * 3
     with RecordingWriter(path, source_url="bench://offline-analysis", client="bench", clock=lambda: 0.0) as writer:
@@ -141,10 +136,6 @@ def cached_recording(duration_s: int) -> tuple[Path, float]:
     return folder, time.perf_counter() - start
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def _decoded(recording: Path, seconds: float, n_channels: int) -> np.ndarray:
     """The first ``seconds`` of the first ``n_channels`` EMG channels, in uV."""
     from biofeed.record import open_recording
@@ -173,7 +164,7 @@ def _child(task: str, recording: str, seconds: float, n_channels: int, repeats: 
     if task == "biofeed":
         from biofeed.analysis import analyze_recording
 
-        baseline_mb = _peak_rss_mb()
+        baseline_mb = peak_rss_mb()
         for _ in range(repeats):
             wall0, cpu0 = time.perf_counter(), time.process_time()
             result = analyze_recording(recording)
@@ -195,13 +186,13 @@ def _child(task: str, recording: str, seconds: float, n_channels: int, repeats: 
                 return biosppy_emg.emg(signal=x, sampling_rate=EMG_RATE_HZ, show=False)
 
         one(data[0, : EMG_RATE_HZ * 10])  # first-call imports and caches out of the timing
-        baseline_mb = _peak_rss_mb()
+        baseline_mb = peak_rss_mb()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         for row in data:
             one(row)
         walls.append(time.perf_counter() - wall0)
         cpus.append(time.process_time() - cpu0)
-    queue.put((walls, cpus, _peak_rss_mb(), baseline_mb, detail))
+    queue.put((walls, cpus, peak_rss_mb(), baseline_mb, detail))
 
 
 def _measure(task: str, recording: Path, seconds: float = 0.0, n_channels: int = 0, repeats: int = 1) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+import resource
 
-__all__ = ["rss_mb"]
+__all__ = ["peak_rss_mb", "rss_mb"]
 
 
 def rss_mb() -> float:
@@ -17,3 +18,8 @@ def rss_mb() -> float:
     except OSError:
         pass  # not Linux: no /proc
     return math.nan
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size so far (``ru_maxrss``), in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB

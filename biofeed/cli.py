@@ -7,11 +7,9 @@ non-zero exit code; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import logging
 import os
-import select
 import sys
 import threading
 from collections.abc import Sequence
@@ -318,7 +316,7 @@ def _record(args: argparse.Namespace) -> int:
             lsl=args.lsl,
             pipeline_kwargs=pipeline_kwargs,
         )
-    if args.client is not None and args.out.is_dir():
+    if args.client is not None:
         from biofeed.sessions.commands import file_recorded_session
 
         file_recorded_session(args.client, args.out, protocol=args.protocol)
@@ -329,7 +327,7 @@ def _record_devices(specs: Sequence[DeviceSpec], args: argparse.Namespace, pipel
     from biofeed.multi_device import MultiDeviceAcquisition, record_devices
     from biofeed.pipeline import Pipeline
     from biofeed.sources import open_source
-    from biofeed.status_line import format_status, format_summary
+    from biofeed.status_line import format_summary, write_devices_status
 
     sources: list[Source] = []
     try:
@@ -347,10 +345,7 @@ def _record_devices(specs: Sequence[DeviceSpec], args: argparse.Namespace, pipel
     interactive = sys.stderr.isatty()
 
     def show_status(group: MultiDeviceAcquisition) -> None:
-        if interactive:
-            line = " || ".join(f"{label}: {format_status(stats)}" for label, stats in group.snapshot().items())
-            sys.stderr.write("\r" + line.ljust(100))
-            sys.stderr.flush()
+        write_devices_status(group.snapshot(), sys.stderr)
 
     result = record_devices(
         specs,
@@ -360,7 +355,7 @@ def _record_devices(specs: Sequence[DeviceSpec], args: argparse.Namespace, pipel
         client=args.client,
         sinks=sinks,
         pipeline_factory=lambda: Pipeline(**pipeline_kwargs),
-        on_tick=show_status,
+        on_tick=show_status if interactive else None,
         tick_s=_STATUS_INTERVAL_S,
     )
     if interactive:
@@ -497,27 +492,6 @@ def _analyze_many(args: argparse.Namespace) -> int:
     return EXIT_ERROR if result.errors else EXIT_OK
 
 
-def _wait_for_request(master_fd: int, stop: threading.Event) -> bool:
-    """Wait until a client writes a whole frame to the pty; False when stopped first."""
-    received = b""
-    while not stop.is_set():
-        readable, _, _ = select.select([master_fd], [], [], 0.1)
-        if not readable:
-            continue
-        try:
-            received += os.read(master_fd, 256)
-        except BlockingIOError:
-            continue
-        except OSError as exc:
-            if exc.errno != errno.EIO:
-                raise
-            stop.wait(0.05)  # Linux: EIO until a client opens the terminal
-            continue
-        if b"\x00" in received.lstrip(b"\x00"):
-            return True
-    return False
-
-
 def _live(args: argparse.Namespace) -> int:
     from biofeed.live.app import run_live
 
@@ -539,7 +513,7 @@ def _demo(args: argparse.Namespace) -> int:
     from biofeed.home import new_recording_path
     from biofeed.live.app import run_live
     from biofeed.sim.device import SimulatedDevice
-    from biofeed.sim.outputs import open_pty, stream_to_fd
+    from biofeed.sim.outputs import open_pty, stream_to_fd, wait_for_request
 
     device = SimulatedDevice(args.scenario, seed=args.seed, duration_s=args.duration)
     duration_s = device.duration_s
@@ -549,7 +523,7 @@ def _demo(args: argparse.Namespace) -> int:
     def feed() -> None:
         # Stream only once the serial source has opened the port (it asks for INFO on opening):
         # pyserial flushes what arrived before, and the recording would miss the start.
-        if _wait_for_request(master_fd, stop):
+        if wait_for_request(master_fd, stop):
             stream_to_fd(device, master_fd, realtime=True, wait=stop.wait)
 
     feeder = threading.Thread(target=feed, daemon=True)

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from biofeed.blocks import Block, DeviceInfo, DeviceStatus, Marker, StreamInfo
-from biofeed.boards import BoardAssessment, apply_board_assessment, assess_device_stream, find_board_profile
+from biofeed.boards import BoardAssessment, apply_board_assessment, assess_board, find_board_profile
 from biofeed.dsp.analyze import AnalyzerUpdate, EmgAnalyzer, estimate_noise_floor
 from biofeed.dsp.envelope import MovingRms
 from biofeed.dsp.imu.bias import GyroBiasTracker
@@ -34,6 +34,7 @@ from biofeed.dsp.imu.gate import PostureGate
 from biofeed.dsp.imu.motion import MotionInterval, MotionTracker
 from biofeed.dsp.imu.posture import Posture
 from biofeed.dsp.quality import clipping_rails_uv
+from biofeed.dsp.stage import join_blocks
 
 __all__ = [
     "ANALYSIS_JSON_VERSION",
@@ -276,8 +277,7 @@ class EmgStreamPipeline:
         self._next_clean_index = 0  # device sample index: the next block reaching it goes through the ECG stage
         self.info = info
         self.board = board
-        self._board_unresolved = board is not None and not board.resolves_true_relaxation
-        self._board_warned = False
+        self._board_warning_due = board is not None and not board.resolves_true_relaxation
         self.origin_index = origin_index
         self._options = dict(analyzer_options or {})
         self._imu = imu
@@ -329,11 +329,11 @@ class EmgStreamPipeline:
             output.extend(self._output(analyzer.filter(relative)))
             if self._clean_offset_samples is not None and block.end_index >= self._next_clean_index:
                 output.extend(self._output(analyzer.clean()))
-                self._advance_analysis(block.end_index, cleaned=True)
+                self._next_clean_index = self._next_on_grid(block.end_index, self._clean_offset_samples)
             if block.end_index >= self._next_analysis_index:
                 output.extend(self._output(analyzer.analyze(clean=self._clean_offset_samples is None)))
                 output.events += self._movement_events()
-                self._advance_analysis(block.end_index)
+                self._next_analysis_index = self._next_on_grid(block.end_index)
             return output
         self._held.blocks.append(relative)
         self._held.n_samples += relative.n_samples
@@ -342,20 +342,16 @@ class EmgStreamPipeline:
         output.extend(self._start())
         return output
 
-    def _advance_analysis(self, end_index: int, *, cleaned: bool = False) -> None:
-        """After an analysis (or ECG step) up to device index ``end_index``: the next one on its grid."""
+    def _next_on_grid(self, end_index: int, offset: int = 0) -> int:
+        """After a step up to device index ``end_index``: the next index of its grid (``offset`` past the span's)."""
         span = self._analysis_span_samples
-        if not cleaned:
-            self._next_analysis_index = (end_index // span + 1) * span if span else end_index
-        if self._clean_offset_samples is not None:
-            offset = self._clean_offset_samples
-            self._next_clean_index = ((end_index - offset) // span + 1) * span + offset
+        return ((end_index - offset) // span + 1) * span + offset if span else end_index
 
     def _board_warning(self, relative_index: int) -> list[Event]:
         """The one ``warning`` event of a board that cannot resolve true relaxation (at the stream's first block)."""
-        if not self._board_unresolved or self._board_warned or self.board is None:
+        if not self._board_warning_due or self.board is None:
             return []
-        self._board_warned = True
+        self._board_warning_due = False
         text = f"{self.info.name}: {self.board.verdict_reason}"
         return [self._event("warning", None, relative_index, text=text, board=self.board.to_json())]
 
@@ -458,7 +454,10 @@ class EmgStreamPipeline:
         for block in held.blocks:
             output.extend(self._output(analyzer.filter(block)))
         output.extend(self._output(analyzer.analyze()))
-        self._advance_analysis(held.blocks[-1].end_index + self.origin_index)
+        end_index = held.blocks[-1].end_index + self.origin_index
+        self._next_analysis_index = self._next_on_grid(end_index)
+        if self._clean_offset_samples is not None:
+            self._next_clean_index = self._next_on_grid(end_index, self._clean_offset_samples)
         return output
 
     def _event(self, event_type: str, channel_index: int | None, relative_index: int, /, **fields: Any) -> Event:
@@ -531,8 +530,7 @@ class EmgStreamPipeline:
                 contraction = trial.contraction
                 details = {k: v for k, v in trial.to_json().items() if k != "channel_index"}
                 event = self._event("trial", contraction.channel_index, contraction.onset_index, **details)
-                if self._board_unresolved:
-                    event = apply_board_assessment(event, self.board)
+                event = apply_board_assessment(event, self.board)
                 self._trials.append(event)
                 events.append(event)
         return events
@@ -571,28 +569,27 @@ class BlockCoalescer:
             raise ValueError(f"span_s must be positive, got {span_s}")
         self.span_s = span_s
         self.offset_s = offset_s
-        self._held: dict[str, tuple[list[Block], int]] = {}  # per stream: the blocks and their samples
+        self._held: dict[str, list[Block]] = {}  # per stream: contiguous blocks
 
     def add(self, block: Block) -> list[Block]:
         """Take one block; return the merged blocks it completes."""
         out: list[Block] = []
-        held, n_samples = self._held.get(block.info.name, ([], 0))
+        held = self._held.get(block.info.name, [])
         if held and (block.gap_before or block.info != held[0].info or block.first_index != held[-1].end_index):
-            out.append(_merged(held))
-            held, n_samples = [], 0
+            out.append(join_blocks(held))
+            held = []
         held.append(block)
-        n_samples += block.n_samples
-        if self._completes(held[0].first_index, block.end_index, n_samples, block.info.sample_rate_hz):
-            out.append(_merged(held))
+        if self._completes(held[0].first_index, block.end_index, block.info.sample_rate_hz):
+            out.append(join_blocks(held))
             self._held.pop(block.info.name, None)
         else:
-            self._held[block.info.name] = (held, n_samples)
+            self._held[block.info.name] = held
         return out
 
-    def _completes(self, first_index: int, end_index: int, n_samples: int, rate_hz: float) -> bool:
-        """Whether held samples ``first_index`` to ``end_index`` (``n_samples`` of them) make a merged block."""
+    def _completes(self, first_index: int, end_index: int, rate_hz: float) -> bool:
+        """Whether held contiguous samples ``first_index`` to ``end_index`` make a merged block."""
         if self.offset_s is None:
-            return n_samples >= self.span_s * rate_hz
+            return end_index - first_index >= self.span_s * rate_hz
         return self._grid_cell(end_index, rate_hz) > self._grid_cell(first_index, rate_hz)
 
     def _grid_cell(self, index: int, rate_hz: float) -> int:
@@ -601,18 +598,9 @@ class BlockCoalescer:
 
     def flush(self) -> list[Block]:
         """Every block still held, merged per stream."""
-        out = [_merged(held) for held, _ in self._held.values() if held]
+        out = [join_blocks(held) for held in self._held.values() if held]
         self._held = {}
         return out
-
-
-def _merged(blocks: list[Block]) -> Block:
-    if len(blocks) == 1:
-        return blocks[0]
-    first = blocks[0]
-    data = np.concatenate([b.data for b in blocks], axis=1)
-    data.flags.writeable = False
-    return Block(first.info, data, first.first_index, first.gap_before, first.received_at)
 
 
 class Pipeline:
@@ -680,10 +668,12 @@ class Pipeline:
                 self.imu = ImuPipeline(item)
             if item != self._device:  # INFO comes every second; profiles are read when it changes
                 self._device = item
-                self._boards = {
-                    s.name: assess_device_stream(item, s.name, self._boards_folder) for s in item.streams if s.is_emg
-                }
                 profile = find_board_profile(item.board_profile, self._boards_folder)
+                self._boards = {
+                    s.name: assess_board(profile, s.sample_rate_hz) if profile is not None else None
+                    for s in item.streams
+                    if s.is_emg
+                }
                 self._profile_range_uv = profile.range_uv if profile is not None else None
             return output
         if not isinstance(item, Block):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TextIO
 
 from biofeed.protocol.decoder import DecoderStats
 
-__all__ = ["format_status", "format_summary", "write_status"]
+__all__ = ["format_status", "format_summary", "write_devices_status", "write_status"]
 
 
 def _seconds(stats: DecoderStats) -> float:
@@ -45,5 +46,14 @@ def format_summary(stats: DecoderStats) -> str:
 
 def write_status(stats: DecoderStats, stream: TextIO) -> None:
     """Overwrite the current terminal line with :func:`format_status`."""
-    stream.write("\r" + format_status(stats).ljust(100))
+    _overwrite_line(format_status(stats), stream)
+
+
+def write_devices_status(stats_by_label: Mapping[str, DecoderStats], stream: TextIO) -> None:
+    """Overwrite the current terminal line with :func:`format_status` of each device, labelled."""
+    _overwrite_line(" || ".join(f"{label}: {format_status(stats)}" for label, stats in stats_by_label.items()), stream)
+
+
+def _overwrite_line(text: str, stream: TextIO) -> None:
+    stream.write("\r" + text.ljust(100))
     stream.flush()

@@ -58,6 +58,7 @@ from biofeed.dsp.quality import (
     estimate_rails,
     sample_rate_warnings,
 )
+from biofeed.dsp.stage import join_blocks
 from biofeed.dsp.tension import (
     DEFAULT_N_WINDOWS,
     NO_POSTURE,
@@ -184,33 +185,6 @@ class _Contractions:
     trial_posture: int = NO_POSTURE  # the open contraction's, from its onset
 
 
-class _Merging:
-    """Contiguous filtered blocks of one stream, concatenated once when taken."""
-
-    def __init__(self, first: Block) -> None:
-        self.first = first
-        self.parts = [first.data]
-        self.end_index = first.end_index
-
-    @classmethod
-    def of(cls, held: Block | _Merging) -> _Merging:
-        return held if isinstance(held, _Merging) else cls(held)
-
-    @property
-    def n_samples(self) -> int:
-        return self.end_index - self.first.first_index
-
-    def add(self, block: Block) -> None:
-        self.parts.append(block.data)
-        self.end_index = block.end_index
-
-    def block(self) -> Block:
-        data = np.concatenate(self.parts, axis=1)
-        data.flags.writeable = False
-        first = self.first
-        return Block(first.info, data, first.first_index, first.gap_before, first.received_at)
-
-
 class EmgAnalyzer:
     """The whole sEMG chain for one stream, block by block.
 
@@ -294,7 +268,7 @@ class EmgAnalyzer:
         self._channels: list[_Contractions] = []
         self._known_faults: list[SignalFault] = []
         self._last_block: Block | None = None
-        self._held: list[Block | _Merging] = []  # filtered, not yet cleaned; contiguous pieces merged
+        self._held: list[list[Block]] = []  # filtered, not yet cleaned: runs of contiguous pieces
         self._cleaned: list[Block] = []  # through the ECG stage, not yet analysed
 
     @property
@@ -364,18 +338,16 @@ class EmgAnalyzer:
         return update
 
     def _hold(self, filtered: Block) -> None:
-        """Hold a filtered piece, merged with the last one when it follows it without a gap."""
-        last = self._held[-1] if self._held else None
-        if last is not None and filtered.gap_before == 0 and filtered.first_index == last.end_index:
-            self._held[-1] = last = _Merging.of(last)
-            last.add(filtered)
+        """Hold a filtered piece, in the last run when it follows it without a gap."""
+        if self._held and filtered.gap_before == 0 and filtered.first_index == self._held[-1][-1].end_index:
+            self._held[-1].append(filtered)
         else:
-            self._held.append(filtered)
+            self._held.append([filtered])
 
     def _clean_held(self, update: AnalyzerUpdate) -> None:
         held, self._held = self._held, []
-        for piece in held:
-            filtered = piece.block() if isinstance(piece, _Merging) else piece
+        for run in held:
+            filtered = join_blocks(run)
             if self.ecg is not None:
                 filtered = self.ecg.process(filtered)
                 self._take_ecg(update)

@@ -389,23 +389,24 @@ class EcgRemover:
     def _track_residual(self, c: int, centre: int, residual: bool) -> None:
         """Open, extend or close the channel's ``ecg_residual`` fault with one beat."""
         beats = self._beats[c]
-        open_fault = beats.residual
-        if open_fault is not None and (not residual or centre - open_fault[2] > _RR_S[1] * self.sample_rate_hz):
-            self._faults.append(
-                SignalFault(c, FaultKind.ECG_RESIDUAL, open_fault[0], open_fault[1], self.sample_rate_hz)
-            )
-            beats.residual = open_fault = None
+        if beats.residual is not None and (not residual or centre - beats.residual[2] > _RR_S[1] * self.sample_rate_hz):
+            self._close_residual(c)
         if residual:
-            start = open_fault[0] if open_fault is not None else centre - self._pre
+            start = beats.residual[0] if beats.residual is not None else centre - self._pre
             beats.residual = (start, centre + self._post, centre)
+
+    def _close_residual(self, c: int) -> None:
+        """Close the channel's open ``ecg_residual`` fault, if any."""
+        beats = self._beats[c]
+        if beats.residual is not None:
+            start, end, _ = beats.residual
+            self._faults.append(SignalFault(c, FaultKind.ECG_RESIDUAL, start, end, self.sample_rate_hz))
+            beats.residual = None
 
     def _close_residuals(self) -> None:
         """Close every open ``ecg_residual`` fault (a gap, the end of the data)."""
-        for c, beats in enumerate(self._beats):
-            if beats.residual is not None:
-                start, end, _ = beats.residual
-                self._faults.append(SignalFault(c, FaultKind.ECG_RESIDUAL, start, end, self.sample_rate_hz))
-                beats.residual = None
+        for c in range(len(self._beats)):
+            self._close_residual(c)
 
     def _rhythmic(self, beats: _Beats, centre: int) -> bool:
         """True when this beat ends ``min_beats`` beats spaced like a heart (30-200 bpm)."""

@@ -1,4 +1,4 @@
-"""The Stage interface and the two checks every streaming stage makes on a block.
+"""The Stage interface, the two checks every streaming stage makes on a block, and joining blocks.
 
 A stage turns blocks into blocks (or into events, for detectors), carries its state explicitly, and
 is chunk-invariant: a signal cut into blocks anywhere gives the same output as the signal whole. A
@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import numpy as np
+
 from biofeed.blocks import Block
 
-__all__ = ["Stage", "check_rate", "starts_segment"]
+__all__ = ["Stage", "check_rate", "join_blocks", "starts_segment"]
 
 
 class Stage(Protocol):
@@ -47,3 +49,13 @@ def starts_segment(block: Block, next_index: int | None) -> bool:
         ``end_index`` of the previous block, None before the first.
     """
     return block.gap_before > 0 or block.first_index != next_index
+
+
+def join_blocks(run: list[Block]) -> Block:
+    """Contiguous blocks of one stream as one block (read-only data), the first itself when alone."""
+    if len(run) == 1:
+        return run[0]
+    first = run[0]
+    data = np.concatenate([b.data for b in run], axis=1)
+    data.flags.writeable = False
+    return Block(first.info, data, first.first_index, first.gap_before, first.received_at)

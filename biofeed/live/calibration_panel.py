@@ -15,6 +15,7 @@ import math
 
 from biofeed.dsp.noise import MIN_REST_WINDOWS
 from biofeed.dsp.tension import DEFAULT_MIN_WINDOWS
+from biofeed.live.fonts import scaled_font
 from biofeed.live.qt import QtCore, QtGui, QtWidgets
 from biofeed.sessions.calibrate import StepKind, StepResult, StepStatus
 from biofeed.sessions.calibration_sink import CalibrationProgress, CalibrationSink
@@ -94,14 +95,9 @@ class CalibrationPanel(QtWidgets.QFrame):
         protocol = sink.run.protocol
         self._title = QtWidgets.QLabel(f"<b>Guided calibration</b>: {protocol.title}")
         self._step = QtWidgets.QLabel("")
-        big = QtGui.QFont(self.font())
-        big.setPointSizeF(max(big.pointSizeF(), 9.0) * 1.5)
-        big.setBold(True)
-        self._step.setFont(big)
+        self._step.setFont(scaled_font(self, 1.5, bold=True))
         self._instruction = QtWidgets.QLabel("")
-        instruction_font = QtGui.QFont(self.font())
-        instruction_font.setPointSizeF(max(instruction_font.pointSizeF(), 9.0) * 1.3)
-        self._instruction.setFont(instruction_font)
+        self._instruction.setFont(scaled_font(self, 1.3))
         self._instruction.setWordWrap(True)
         self._progress = QtWidgets.QLabel("")
         self._bar = QtWidgets.QProgressBar()

@@ -9,7 +9,8 @@ from __future__ import annotations
 import math
 
 from biofeed.live.cues import CUE_TITLES, CueSink
-from biofeed.live.qt import QtCore, QtGui, QtWidgets
+from biofeed.live.fonts import scaled_font
+from biofeed.live.qt import QtCore, QtWidgets
 from biofeed.sessions.protocol import CueKind, CueState
 
 __all__ = ["CUE_COLOURS", "CuePanel"]
@@ -23,13 +24,6 @@ CUE_COLOURS: dict[CueKind, str] = {
 """Colour of each cue's name."""
 
 _HEIGHT_PX = 150
-
-
-def _big_font(widget: QtWidgets.QWidget, factor: float) -> QtGui.QFont:
-    font = QtGui.QFont(widget.font())
-    font.setPointSizeF(max(font.pointSizeF(), 9.0) * factor)
-    font.setBold(True)
-    return font
 
 
 class CuePanel(QtWidgets.QFrame):
@@ -55,18 +49,16 @@ class CuePanel(QtWidgets.QFrame):
         self.setFixedHeight(_HEIGHT_PX)  # text that changes must not ask the window for a new layout
         self._protocol = QtWidgets.QLabel(f"protocol {cues.schedule.name}")
         self._title = QtWidgets.QLabel("")
-        self._title.setFont(_big_font(self, 3.0))
+        self._title.setFont(scaled_font(self, 3.0, bold=True))
         self._trial = QtWidgets.QLabel("")
-        self._trial.setFont(_big_font(self, 1.2))
+        self._trial.setFont(scaled_font(self, 1.2, bold=True))
         self._instruction = QtWidgets.QLabel("waiting for the device")
-        instruction_font = QtGui.QFont(self.font())
-        instruction_font.setPointSizeF(max(instruction_font.pointSizeF(), 9.0) * 1.4)
-        self._instruction.setFont(instruction_font)
+        self._instruction.setFont(scaled_font(self, 1.4))
         self._instruction.setWordWrap(True)
         self._next = QtWidgets.QLabel("")
-        self._next.setFont(_big_font(self, 1.2))
+        self._next.setFont(scaled_font(self, 1.2, bold=True))
         self._countdown = QtWidgets.QLabel("")
-        self._countdown.setFont(_big_font(self, 3.0))
+        self._countdown.setFont(scaled_font(self, 3.0, bold=True))
         self._countdown.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
         self._bar = QtWidgets.QProgressBar()
         self._bar.setRange(0, 100)

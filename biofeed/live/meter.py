@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 
+from biofeed.live.fonts import scaled_font
 from biofeed.live.qt import QtCore, QtGui, QtWidgets
 from biofeed.live.wording import PostureMatch, format_uv, zone_limit_uv
 
@@ -111,9 +112,7 @@ class RelaxationMeter(QtWidgets.QWidget):
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing)
         width, height = self.width(), self.height()
         text_colour = self.palette().color(QtGui.QPalette.ColorRole.WindowText)
-        big = QtGui.QFont(self.font())
-        big.setPointSizeF(max(self.font().pointSizeF(), 9.0) * 2.2)
-        big.setBold(True)
+        big = scaled_font(self, 2.2, bold=True)
         painter.setFont(big)
         painter.setPen(text_colour)
         number_height = QtGui.QFontMetrics(big).height()

@@ -103,6 +103,5 @@ class SessionPlan:
 
         if not paths:
             print(f"nothing recorded: no session filed for {self.client}", file=out or sys.stdout)
-        for path in paths:
-            if path.is_dir():
-                file_recorded_session(self.client, path, protocol=self.protocol, out=out or sys.stdout)
+        for path in paths:  # a path whose folder was never made is skipped by file_recorded_session
+            file_recorded_session(self.client, path, protocol=self.protocol, out=out or sys.stdout)

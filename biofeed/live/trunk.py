@@ -101,6 +101,10 @@ class _Chain:
     run_length: int = 0
     run_end_index: int | None = None
 
+    def restart_run(self) -> None:
+        """Forget the quiet run (it was broken, or has been used)."""
+        self.run_acc, self.run_quaternions, self.run_length = [], [], 0
+
 
 class TrunkAngleSink:
     """Computes trunk angles from the IMU streams and writes them to ``target`` (a sink).
@@ -198,12 +202,10 @@ class TrunkAngleSink:
         quiet = (orientation[ANGULAR_RATE_ROW] < criteria.max_angular_rate_dps) & (
             orientation[LINEAR_ACCELERATION_ROW] < criteria.max_linear_acceleration_g
         )
-        if block.gap_before or chain.run_end_index != block.first_index:
-            chain.run_acc, chain.run_quaternions, chain.run_length = [], [], 0
         moving = np.flatnonzero(~quiet)
+        if block.gap_before or chain.run_end_index != block.first_index or moving.size:
+            chain.restart_run()
         start = int(moving[-1]) + 1 if moving.size else 0
-        if moving.size:
-            chain.run_acc, chain.run_quaternions, chain.run_length = [], [], 0
         chain.run_acc.append(acc[:, start:])
         chain.run_quaternions.append(orientation[QUATERNION_ROWS, start:].T)
         chain.run_length += block.n_samples - start
@@ -233,7 +235,7 @@ class TrunkAngleSink:
         except ValueError as exc:  # a sensor taped along the wrong axis: try again on the next still span
             log.warning("trunk angles: calibration failed (%s)", exc)
             for chain in self._chains.values():
-                chain.run_acc, chain.run_quaternions, chain.run_length = [], [], 0
+                chain.restart_run()
             return
         self._angles = TrunkAngles(self.calibration, *(f"{name}_orientation" for name in self._order))
         up = {role: acc.mean(axis=1) for role, (acc, _) in zip(("thoracic", "sacral"), spans, strict=False)}
@@ -241,7 +243,7 @@ class TrunkAngleSink:
         if self.calibration_posture in _UPRIGHT_POSTURES:
             self._phases = FlexionPhaseTracker(self._rate_hz)
         for chain in self._chains.values():
-            chain.run_acc, chain.run_quaternions = [], []
+            chain.restart_run()
 
     def _track_phase(self, tracker: FlexionPhaseTracker, angles: Block) -> None:
         """Feed the flexion angle to the tracker; write an event for each change of phase."""

@@ -259,7 +259,6 @@ class _StreamState:
         "format",
         "info",
         "last_index",
-        "last_n_samples",
         "last_raw",
         "n_channels",
         "next_index",
@@ -287,7 +286,6 @@ class _StreamState:
         self.base_index = 0
         self.last_raw: int | None = None
         self.last_index = 0
-        self.last_n_samples = 0
         self.next_index: int | None = None
         self.next_raw: int | None = None  # device counter of next_index while last_raw is known
 
@@ -311,7 +309,6 @@ class _StreamState:
         """Take a block of ``n_samples`` at device counter ``raw``, unwrapped ``index``, as the latest."""
         self.last_raw = raw
         self.last_index = index
-        self.last_n_samples = n_samples
         self.next_index = index + n_samples
         self.next_raw = (raw + n_samples) % _INDEX_MODULO
 
@@ -448,7 +445,7 @@ class Decoder:
         list of Item
             Zero or one item.
         """
-        return self._decode_frames([bytes(frame)], received_at) if frame else []
+        return self.decode_frames((frame,), received_at)
 
     def decode_frames(self, frames: Iterable[bytes], received_at: float = math.nan) -> list[Item]:
         """Decode frames that arrived together, as :meth:`decode_frame` on each in turn would. Never raises.
@@ -505,9 +502,10 @@ class Decoder:
                         and ptype == state.packet_type
                         and n_bytes
                         and not n_bytes % state.set_bytes
+                        and (index := state.next_index) is not None  # always, with next_raw
                     ):
                         # A whole packet continuing its stream's timeline: the common case of _place_samples.
-                        index, gap = state.last_index + state.last_n_samples, 0
+                        gap = 0
                     else:
                         placed = self._place_samples(ptype, stream_id, seq, raw_index, n_bytes)
                         if placed is None:

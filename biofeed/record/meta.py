@@ -20,6 +20,7 @@ __all__ = [
     "FORMAT_NAME",
     "FORMAT_VERSION",
     "META_FILE",
+    "check_format_version",
     "check_meta",
     "device_info_from_json",
     "device_info_to_json",
@@ -76,6 +77,23 @@ def new_meta(source_url: str, client: str | None) -> dict[str, Any]:
     }
 
 
+def check_format_version(path: Path, meta: dict[str, Any], newest: int) -> None:
+    """Check the ``format_version`` of a parsed ``recording.json``.
+
+    Raises
+    ------
+    RecordingError
+        When it is not a whole number >= 1, or is above ``newest`` (the version this biofeed reads).
+    """
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise RecordingError(path, f"{META_FILE} has no valid format_version (got {version!r})")
+    if version > newest:
+        raise RecordingError(
+            path, f"recording format {version} is newer than this biofeed reads ({newest}); update biofeed"
+        )
+
+
 def check_meta(path: Path, meta: object) -> dict[str, Any]:
     """Check a parsed ``recording.json`` and return it.
 
@@ -87,13 +105,7 @@ def check_meta(path: Path, meta: object) -> dict[str, Any]:
     """
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise RecordingError(path, f"{META_FILE} is not a biofeed recording description")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise RecordingError(path, f"{META_FILE} has no valid format_version (got {version!r})")
-    if version > FORMAT_VERSION:
-        raise RecordingError(
-            path, f"recording format {version} is newer than this biofeed reads ({FORMAT_VERSION}); update biofeed"
-        )
+    check_format_version(path, meta, FORMAT_VERSION)
     if meta.get("device") is not None:
         device_info_from_json(path, meta["device"])
     return meta

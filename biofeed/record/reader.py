@@ -33,7 +33,7 @@ from biofeed.record.frames_file import (
     file_header,
     file_version,
 )
-from biofeed.record.meta import FORMAT_NAME, META_FILE, check_meta, device_info_from_json
+from biofeed.record.meta import FORMAT_NAME, META_FILE, check_format_version, check_meta, device_info_from_json
 from biofeed.record.writer import EVENTS_FILE, MULTI_DEVICE_FORMAT_VERSION, check_device_label
 
 __all__ = [
@@ -433,15 +433,7 @@ def open_multi_device_recording(path: Path | str) -> MultiDeviceRecording:
     folder, meta = _read_meta(path)
     if not _lists_devices(meta):
         raise RecordingError(folder, f"is not a recording of several devices (its {META_FILE} lists none)")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise RecordingError(folder, f"{META_FILE} has no valid format_version (got {version!r})")
-    if version > MULTI_DEVICE_FORMAT_VERSION:
-        raise RecordingError(
-            folder,
-            f"recording format {version} is newer than this biofeed reads ({MULTI_DEVICE_FORMAT_VERSION}); "
-            "update biofeed",
-        )
+    check_format_version(folder, meta, MULTI_DEVICE_FORMAT_VERSION)
     devices = []
     for entry in meta["devices"]:
         try:

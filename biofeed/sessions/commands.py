@@ -247,7 +247,12 @@ def record_pipeline_kwargs(client: str, board_profile: str | None = None) -> dic
 def file_recorded_session(
     client: str, recording: Path | str, *, protocol: str | None = None, out: TextIO = sys.stdout
 ) -> int:
-    """After ``biofeed record --client CLIENT`` (or ``live --client``): file the recording as a session."""
+    """After ``biofeed record --client CLIENT`` (or ``live --client``): file the recording as a session.
+
+    Nothing is filed when no recording folder was made (the device failed before its first byte).
+    """
+    if not Path(recording).is_dir():
+        return EXIT_OK
     return sessions_add(client, recording, protocol=protocol, out=out)
 
 

@@ -395,13 +395,7 @@ def client_report_html(history: Mapping[str, Any], analyses: Sequence[Mapping[st
 def write_private_text(path: Path | str, text: str) -> Path:
     """Write a report readable by its owner only (0o600: it holds health data), replacing any old one."""
     target = Path(path)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        data = text.encode("utf-8")
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
+    with open(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w", encoding="utf-8") as file:
+        os.fchmod(file.fileno(), 0o600)  # an old file keeps its mode through O_CREAT
+        file.write(text)
     return target

@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import json
 import os
+import select
+import threading
 import time
 import tty
 from collections.abc import Callable
@@ -20,7 +22,7 @@ from biofeed.record.writer import RecordingWriter
 from biofeed.sim.device import SimulatedDevice
 from biofeed.sim.pacing import paced_chunks
 
-__all__ = ["StreamReport", "open_pty", "stream_to_fd", "write_recording", "write_truth"]
+__all__ = ["StreamReport", "open_pty", "stream_to_fd", "wait_for_request", "write_recording", "write_truth"]
 
 _REALTIME_STEP_S = 0.01  # one EMG packet: the cadence of a real board's UART
 _FAST_STEP_S = 1.0
@@ -182,3 +184,37 @@ def write_truth(device: SimulatedDevice, path: Path | str) -> Path:
     target = Path(path)
     target.write_text(json.dumps(device.truth(), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     return target
+
+
+def wait_for_request(master_fd: int, stop: threading.Event) -> bool:
+    """Wait until a client writes a whole frame to the pty (a serial source asks for INFO on opening).
+
+    Parameters
+    ----------
+    master_fd : int
+        The pty's master side (:func:`open_pty`).
+    stop : threading.Event
+        Set to give up.
+
+    Returns
+    -------
+    bool
+        True once a frame arrived; False when stopped first.
+    """
+    received = b""
+    while not stop.is_set():
+        readable, _, _ = select.select([master_fd], [], [], 0.1)
+        if not readable:
+            continue
+        try:
+            received += os.read(master_fd, 256)
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            if exc.errno != errno.EIO:
+                raise
+            stop.wait(0.05)  # Linux: EIO until a client opens the terminal
+            continue
+        if b"\x00" in received.lstrip(b"\x00"):
+            return True
+    return False

@@ -166,7 +166,6 @@ class ChannelState:
     level_uv: float | None = None
     level_rest: bool = True
     envelope_uv: float | None = None
-    envelope_corrected_uv: float | None = None
     phase: str = "calibrating"
     n_contractions: int = 0
     phases: tuple[PhaseSpan, ...] = ()
@@ -187,6 +186,13 @@ class ChannelState:
     def key(self) -> str:
         """``stream/channel``, unique within a device."""
         return f"{self.stream}/{self.channel}"
+
+    @property
+    def envelope_corrected_uv(self) -> float | None:
+        """``envelope_uv`` with the noise floor removed in the power domain; None without both."""
+        if self.envelope_uv is None or self.noise_floor_uv is None:
+            return None
+        return math.sqrt(max(self.envelope_uv**2 - self.noise_floor_uv**2, 0.0))
 
 
 @dataclass(frozen=True)
@@ -470,12 +476,12 @@ class RingBufferSink:
         self._rings: dict[str, _Ring] = {}
         self._raw: dict[str, _RawStream] = {}
         self._channels: dict[str, ChannelState] = {}
+        self._envelopes_uv: dict[str, float | None] = {}  # per channel key, merged into the state by a poll
         self._trials: list[dict[str, Any]] = []
         self._markers: deque[MarkerNote] = deque(maxlen=_MAX_MARKERS)
         self._warnings: deque[str] = deque(maxlen=_MAX_WARNINGS)
         self._latencies: deque[tuple[float, float]] = deque(maxlen=latency_history)  # (host time, latency)
         self._state = LiveState()
-        self._dirty = True
         self._version = 0
         self._origin_s: float | None = None
         self._now_s: float | None = None
@@ -501,14 +507,12 @@ class RingBufferSink:
             elif isinstance(item, Marker):
                 self._on_marker(item)
             self._version += 1
-            self._dirty = True
 
     def close(self) -> None:
         """The acquisition ended: the state says so (``closed``); the data stays readable."""
         with self._lock:
             self._fields["closed"] = True
             self._version += 1
-            self._dirty = True
 
     def _on_block(self, block: Block) -> None:
         info = block.info
@@ -556,18 +560,10 @@ class RingBufferSink:
 
     def _on_envelope(self, block: Block) -> None:
         stream = block.info.name[: -len(_ENVELOPE_SUFFIX)]
-        last = block.data[:, -1]
-        for c, channel in enumerate(block.info.channels):
-            state = self._channels.get(f"{stream}/{channel.name}")
-            if state is None:
-                continue
-            value = float(last[c])
-            corrected = None
-            if state.noise_floor_uv is not None and math.isfinite(value):
-                corrected = math.sqrt(max(value * value - state.noise_floor_uv**2, 0.0))
-            self._channels[state.key] = replace(
-                state, envelope_uv=value if math.isfinite(value) else None, envelope_corrected_uv=corrected
-            )
+        for channel, value in zip(block.info.channels, block.data[:, -1].tolist(), strict=True):
+            key = f"{stream}/{channel.name}"
+            if key in self._channels:
+                self._envelopes_uv[key] = value if math.isfinite(value) else None
         raw = self._raw.get(stream)
         if raw is None or not math.isfinite(block.received_at):
             return
@@ -666,16 +662,21 @@ class RingBufferSink:
             return float(event.get("time_s") or 0.0)
         return float(event["sample_index"]) / raw.info.sample_rate_hz - self._origin_s
 
-    def _on_phase(self, state: ChannelState, phase: str, time_s: float) -> ChannelState:
-        spans = list(state.phases)
-        if spans and spans[-1].end_s is None:
-            spans[-1] = replace(spans[-1], end_s=time_s)
-        spans.append(PhaseSpan(phase, time_s))
+    def _spans_after(self, spans: tuple[PhaseSpan, ...], phase: str | None, time_s: float) -> tuple[PhaseSpan, ...]:
+        """``spans`` with the open one ended at ``time_s``, ``phase`` begun then, those past the capacity dropped."""
+        kept = list(spans)
+        if kept and kept[-1].end_s is None:
+            kept[-1] = replace(kept[-1], end_s=time_s)
+        if phase is not None:
+            kept.append(PhaseSpan(phase, time_s))
         if self._now_s is not None:
             oldest_s = self._now_s - self.capacity_s
-            spans = [s for s in spans if s.end_s is None or s.end_s >= oldest_s]
+            kept = [s for s in kept if s.end_s is None or s.end_s >= oldest_s]
+        return tuple(kept)
+
+    def _on_phase(self, state: ChannelState, phase: str, time_s: float) -> ChannelState:
         previous = state.phase
-        state = replace(state, phase=phase, phases=tuple(spans))
+        state = replace(state, phase=phase, phases=self._spans_after(state.phases, phase, time_s))
         if phase == "contraction" and previous in ("calibrating", "rest"):
             state = replace(
                 state,
@@ -711,15 +712,9 @@ class RingBufferSink:
             return
         phase = event.get("phase")
         time_s = float(event["time_s"]) - self._origin_s
-        spans = list(self._fields.get("flexion_phases", ()))
-        if spans and spans[-1].end_s is None:
-            spans[-1] = replace(spans[-1], end_s=time_s)
-        if phase is not None:
-            spans.append(PhaseSpan(str(phase), time_s))
-        if self._now_s is not None:
-            spans = [s for s in spans if s.end_s is None or s.end_s >= self._now_s - self.capacity_s]
+        spans = self._spans_after(self._fields.get("flexion_phases", ()), None if phase is None else str(phase), time_s)
         self._fields["flexion_phase"] = phase
-        self._fields["flexion_phases"] = tuple(spans)
+        self._fields["flexion_phases"] = spans
 
     # -- the reader's side ---------------------------------------------------------------------
 
@@ -786,7 +781,7 @@ class RingBufferSink:
             return np.array([latency for _, latency in self._latencies], dtype=np.float64)
 
     def _current_state(self) -> LiveState:
-        if not self._dirty:
+        if self._state.version == self._version:
             return self._state
         now = self._wall_clock()
         recent = []
@@ -814,7 +809,9 @@ class RingBufferSink:
             version=self._version,
             time_origin_s=self._origin_s,
             now_s=self._now_s,
-            channels=tuple(self._channels.values()),
+            channels=tuple(
+                replace(state, envelope_uv=self._envelopes_uv.get(state.key)) for state in self._channels.values()
+            ),
             trials=tuple(self._trials),
             markers=tuple(self._markers),
             warnings=tuple(self._warnings),
@@ -824,5 +821,4 @@ class RingBufferSink:
             latency_s=float(np.median(recent)) if recent else None,
             **self._fields,
         )
-        self._dirty = False
         return self._state

@@ -35,7 +35,7 @@ from urllib.parse import quote
 
 from biofeed.errors import DeviceNotFoundError, SourceError, SourceLost
 from biofeed.protocol.packets import ControlCommand, ControlPayload, Packet, PacketType, encode_frame
-from biofeed.sources.backoff import DEFAULT_MAX_BACKOFF_S, FIRST_BACKOFF_S, backoff_delay_s
+from biofeed.sources.backoff import DEFAULT_MAX_BACKOFF_S, backoff_delay_s
 from biofeed.sources.base import LinkEvent, LinkState, SourceUrl, TimedChunk
 
 __all__ = [
@@ -45,12 +45,10 @@ __all__ = [
     "DEFAULT_MAX_BACKOFF_S",
     "DEFAULT_MAX_RECONNECTS",
     "DEFAULT_SCAN_TIMEOUT_S",
-    "FIRST_BACKOFF_S",
     "SERVICE_UUID",
     "BleLink",
     "BleSource",
     "ScannedDevice",
-    "backoff_delay_s",
     "is_device_address",
     "scan_ble",
 ]
@@ -240,7 +238,7 @@ class BleSource:
     max_reconnects : int
         Reconnect attempts after the link drops before :class:`SourceLost`; 0 for none.
     max_backoff_s : float
-        Longest wait between attempts (:func:`backoff_delay_s`); 0 retries at once.
+        Longest wait between attempts (:func:`~biofeed.sources.backoff.backoff_delay_s`); 0 retries at once.
     connect_timeout_s : float
         Seconds one connection attempt may take.
     link : BleLink or None

@@ -22,6 +22,7 @@ import pytest
 from biofeed import cli
 from biofeed.record.reader import open_recording
 from biofeed.sim.device import SimulatedDevice
+from tests.faults.wire import frames_of
 
 DISK_BYTES = 192 * 1024
 DEVICE_URL = "sim://pandiculation?seed=5&duration=30&speed=0"
@@ -47,8 +48,7 @@ def _tmpfs(path: Path, options: str) -> Iterator[bool]:
 
 
 def _sent_frames(seconds: float) -> list[bytes]:
-    wire = SimulatedDevice("pandiculation", seed=5, duration_s=30).frames_until(seconds)
-    return [frame for frame in wire.split(b"\x00") if frame]
+    return frames_of(SimulatedDevice("pandiculation", seed=5, duration_s=30).frames_until(seconds))
 
 
 def _record_under_fsize_limit(out: Path) -> tuple[int, str]:

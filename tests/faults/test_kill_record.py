@@ -29,6 +29,7 @@ from biofeed import cli
 from biofeed.record.frames_file import FILE_HEADER_SIZE, RECORD_OVERHEAD
 from biofeed.record.reader import open_recording
 from biofeed.sim.device import SimulatedDevice
+from tests.faults.wire import frames_of
 
 N_KILLS = 20
 SPEED = 2.0
@@ -81,8 +82,7 @@ def forkserver() -> Iterator[ForkServer]:
 def sent_frames() -> list[bytes]:
     """Every frame the simulated board sends in the longest run (it is deterministic by its seed)."""
     device = SimulatedDevice("pandiculation", seed=3, duration_s=60)
-    wire = device.frames_until((KILL_AFTER_S[1] + 2.0) * SPEED)
-    return [frame for frame in wire.split(b"\x00") if frame]
+    return frames_of(device.frames_until((KILL_AFTER_S[1] + 2.0) * SPEED))
 
 
 def _kill_moments() -> list[float]:

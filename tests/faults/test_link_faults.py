@@ -30,13 +30,10 @@ from biofeed.runner import Acquisition, SinkItem
 from biofeed.sim.device import SimulatedDevice
 from biofeed.sources.base import TimedChunk
 from biofeed.sources.serial import SerialSource
+from tests.faults.wire import frames_of
 
 _TIMEOUT_S = 60.0
 """Longest wait for the acquisition to reach a point: a failure, never a hang."""
-
-
-def _frames(wire: bytes) -> list[bytes]:
-    return [frame for frame in wire.split(b"\x00") if frame]
 
 
 def _emg_stats(frames: list[bytes]) -> StreamStats:
@@ -103,7 +100,7 @@ class Board:
         view = memoryview(wire)
         while view:
             view = view[os.write(self.master, view) :]
-        return _frames(wire)
+        return frames_of(wire)
 
     def close(self) -> None:
         for fd in self._fds:
@@ -239,7 +236,7 @@ class StallingSource:
             if self._lose and now > self._stall[1]:
                 self.device.frames_until(self._stall[1])  # sampled while the link was stalled: lost
             data = self.device.frames_until(now)
-            self.sent += _frames(data)
+            self.sent += frames_of(data)
             yield TimedChunk(data, now)
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from biofeed.runner import Acquisition, SinkItem
 from biofeed.sim.device import SimulatedDevice
 from biofeed.sinks.ring_buffer import RingBufferSink
 from biofeed.sources.sim import SimSource
+from tests.faults.wire import frames_of
 
 FAIL_AT_WRITE = 50
 """Each failing sink raises on its 50th item (the first second or so of the run)."""
@@ -94,7 +95,7 @@ def test_failing_sinks_and_pipeline_are_detached_and_logged_and_the_recording_go
     )
 
     device = SimulatedDevice("pandiculation", seed=6, duration_s=4.0)
-    sent = [f for f in SimulatedDevice("pandiculation", seed=6, duration_s=4.0).frames_until(4.0).split(b"\x00") if f]
+    sent = frames_of(SimulatedDevice("pandiculation", seed=6, duration_s=4.0).frames_until(4.0))
     caplog.set_level(logging.WARNING, logger="biofeed.runner")
     with RecordingWriter(tmp_path / "rec", source_url=device.url) as recorder:
         result = Acquisition(SimSource(device, speed=0.0), recorder=recorder, sinks=sinks, pipeline=pipeline).run()

@@ -51,9 +51,11 @@ class TapeSink:
         pass
 
 
-def record_tape(url: str) -> list[Item]:
+def record_tape(url: str, *, pipeline: bool = True) -> list[Item]:
+    """Every item ``url``'s acquisition hands its sinks: through the display pipeline, or raw."""
     tape = TapeSink()
-    Acquisition(open_source(url), sinks=[tape], pipeline=Pipeline(display=True, coalesce_s=BATCH_COALESCE_S)).run()
+    stages = Pipeline(display=True, coalesce_s=BATCH_COALESCE_S) if pipeline else None
+    Acquisition(open_source(url), sinks=[tape], pipeline=stages).run()
     return tape.items
 
 

@@ -14,13 +14,11 @@ from pathlib import Path
 import pytest
 
 from biofeed.blocks import Block
-from biofeed.runner import Acquisition
 from biofeed.sessions import commands
 from biofeed.sessions.calibrate import CalibrationRun, StepStatus, load_calibration_protocol
 from biofeed.sessions.calibration_sink import CalibrationSink
 from biofeed.sessions.catalogue import Catalogue
-from biofeed.sources import open_source
-from tests.live.conftest import TapeSink
+from tests.live.conftest import record_tape
 
 pytest.importorskip("pytestqt")
 
@@ -51,9 +49,7 @@ posture = "lying_supine"
 
 @pytest.fixture(scope="module")
 def raw_tape() -> list[object]:
-    tape = TapeSink()
-    Acquisition(open_source("sim://rest?speed=0&seed=4&duration=80"), sinks=[tape]).run()
-    return tape.items
+    return record_tape("sim://rest?speed=0&seed=4&duration=80", pipeline=False)
 
 
 @pytest.fixture

@@ -15,10 +15,8 @@ from biofeed.blocks import Block
 from biofeed.live.app import run_live
 from biofeed.live.cues import CUE_TITLES, CueSink, cue_line
 from biofeed.record.reader import open_recording
-from biofeed.runner import Acquisition
 from biofeed.sessions.protocol import CueKind, load_exercise_protocol
-from biofeed.sources import open_source
-from tests.live.conftest import TapeSink
+from tests.live.conftest import record_tape
 
 pytest.importorskip("pytestqt")
 
@@ -51,9 +49,7 @@ class EventList:
 
 @pytest.fixture(scope="module")
 def raw_tape() -> list[object]:
-    tape = TapeSink()
-    Acquisition(open_source("sim://rest?speed=0&seed=3&duration=42"), sinks=[tape]).run()
-    return tape.items
+    return record_tape("sim://rest?speed=0&seed=3&duration=42", pipeline=False)
 
 
 @pytest.fixture

@@ -13,12 +13,10 @@ from biofeed.blocks import DeviceInfo
 from biofeed.errors import CatalogueError
 from biofeed.live.app import run_live
 from biofeed.live.session_plan import SessionPlan
-from biofeed.runner import Acquisition
 from biofeed.sessions import commands
 from biofeed.sessions.board_notice import BoardNoticeSink
 from biofeed.sessions.catalogue import Catalogue
-from biofeed.sources import open_source
-from tests.live.conftest import TapeSink
+from tests.live.conftest import record_tape
 
 pytest.importorskip("pytestqt")
 
@@ -102,9 +100,9 @@ def test_live_refuses_an_unknown_client_or_protocol_before_opening_the_device(an
 
 @pytest.fixture(scope="module")
 def simulator_info() -> DeviceInfo:
-    tape = TapeSink()
-    Acquisition(open_source("sim://rest?speed=0&duration=1"), sinks=[tape]).run()
-    return next(item for item in tape.items if isinstance(item, DeviceInfo))
+    return next(
+        item for item in record_tape("sim://rest?speed=0&duration=1", pipeline=False) if isinstance(item, DeviceInfo)
+    )
 
 
 def test_the_window_warns_before_a_session_on_a_board_that_cannot_resolve_true_relaxation(

@@ -22,16 +22,15 @@ from biofeed.record.writer import RecordingWriter
 from biofeed.runner import Acquisition, Item
 from biofeed.sim.bluez_packing import NotificationPacker
 from biofeed.sim.device import SimulatedDevice
+from biofeed.sources.backoff import FIRST_BACKOFF_S, backoff_delay_s
 from biofeed.sources.base import LinkState, SourceUrl, TimedChunk
 from biofeed.sources.ble import (
     CONTROL_UUID,
     DATA_UUID,
-    FIRST_BACKOFF_S,
     SERVICE_UUID,
     BleLink,
     BleSource,
     ScannedDevice,
-    backoff_delay_s,
     is_device_address,
 )
 

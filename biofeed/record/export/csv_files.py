@@ -21,9 +21,9 @@ import numpy as np
 from biofeed.record.export.events import ExportEvent, collect_export_events
 from biofeed.record.export.identity import ClientIdentity
 from biofeed.record.export.output import file_stem, partial_folder, private_file
-from biofeed.record.export.rows import block_rows
+from biofeed.record.export.rows import recording_rows
 from biofeed.record.reader import Recording
-from biofeed.record.stream_reader import DeviceMarker, StreamLayout, SurveyCollector, read_stream_items
+from biofeed.record.stream_reader import StreamLayout, SurveyCollector
 
 __all__ = ["CHANNELS_FILE", "EVENTS_FILE", "EVENT_COLUMNS", "export_csv"]
 
@@ -104,17 +104,13 @@ def export_csv(recording: Recording, out: Path, *, identity: ClientIdentity, ano
         layouts: list[tuple[StreamLayout, str]] = []
         taken = {"events", "channels"}
         try:
-            for item in read_stream_items(recording):
-                collector.add(item)
-                if isinstance(item, DeviceMarker):
-                    continue
-                stream = files.get(item.layout.name)
+            for layout, sample_index, values in recording_rows(recording, collector):
+                stream = files.get(layout.name)
                 if stream is None:
-                    stream = _StreamCsv(folder, file_stem(item.layout.name, taken), item.layout)
-                    files[item.layout.name] = stream
-                    layouts.append((item.layout, stream.name))
-                for sample_index, values in block_rows(item.block):
-                    stream.write(sample_index, values)
+                    stream = _StreamCsv(folder, file_stem(layout.name, taken), layout)
+                    files[layout.name] = stream
+                    layouts.append((layout, stream.name))
+                stream.write(sample_index, values)
         finally:
             for stream in files.values():
                 stream.file.close()

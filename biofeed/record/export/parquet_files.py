@@ -33,9 +33,9 @@ from biofeed.errors import RecordingError
 from biofeed.record.export.events import ExportEvent, collect_export_events
 from biofeed.record.export.identity import ClientIdentity, exported_meta
 from biofeed.record.export.output import file_stem, partial_folder, private_file
-from biofeed.record.export.rows import block_rows
+from biofeed.record.export.rows import recording_rows
 from biofeed.record.reader import Recording
-from biofeed.record.stream_reader import DeviceMarker, StreamLayout, SurveyCollector, read_stream_items
+from biofeed.record.stream_reader import StreamLayout, SurveyCollector
 
 __all__ = ["EVENTS_FILE", "PARTITION_COLUMNS", "ROW_GROUP_ROWS", "export_parquet", "recording_id"]
 
@@ -188,18 +188,14 @@ def export_parquet(recording: Recording, out: Path, *, identity: ClientIdentity,
         tables: dict[str, _StreamTable] = {}
         taken = {"events"}
         try:
-            for item in read_stream_items(recording):
-                collector.add(item)
-                if isinstance(item, DeviceMarker):
-                    continue
-                table = tables.get(item.layout.name)
+            for layout, sample_index, values in recording_rows(recording, collector):
+                table = tables.get(layout.name)
                 if table is None:
-                    path = folder / f"{file_stem(item.layout.name, taken)}.parquet"
-                    constants = {"recording": record_id, "stream": item.layout.name, "client": client}
-                    table = _StreamTable(pa, path, item.layout, constants, meta)
-                    tables[item.layout.name] = table
-                for sample_index, values in block_rows(item.block):
-                    table.add(sample_index, values)
+                    path = folder / f"{file_stem(layout.name, taken)}.parquet"
+                    constants = {"recording": record_id, "stream": layout.name, "client": client}
+                    table = _StreamTable(pa, path, layout, constants, meta)
+                    tables[layout.name] = table
+                table.add(sample_index, values)
         finally:
             for table in tables.values():
                 table.close()
